@@ -1,0 +1,1 @@
+"""Weft: an SMS-first community membership service."""

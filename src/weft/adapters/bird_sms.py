@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from weft.domain.messages import OutboundSms, SendResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BIRD_API_URL = "https://api.bird.com"
+
+
+class BirdSmsSender:
+    """Bird Channels API sender; replies into the Bird conversation when the message has one."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        api_key: str,
+        workspace_id: str,
+        channel_id: str,
+        api_url: str = DEFAULT_BIRD_API_URL,
+        access_key_id: str | None = None,
+    ) -> None:
+        self._client = client
+        self._headers = {"Authorization": f"AccessKey {api_key}", "Accept": "application/json"}
+        self._base = f"{api_url.rstrip('/')}/workspaces/{workspace_id}"
+        self._channel_id = channel_id
+        self._access_key_id = access_key_id
+
+    async def send(self, message: OutboundSms) -> SendResult:
+        url, body = self._request(message)
+        try:
+            response = await self._client.post(url, json=body, headers=self._headers)
+        except httpx.HTTPError as exc:
+            return SendResult(accepted=False, error=f"network error: {type(exc).__name__}", transient=True)
+        return _result(response)
+
+    def _request(self, message: OutboundSms) -> tuple[str, dict[str, Any]]:
+        text = {"type": "text", "text": {"text": message.text}}
+        if message.conversation_id and self._access_key_id:
+            return f"{self._base}/conversations/{message.conversation_id}/messages", {
+                "participantType": "accessKey",
+                "participantId": self._access_key_id,
+                "addMissingParticipants": True,
+                "recipients": [{"type": "to", "identifierKey": "phonenumber", "identifierValue": message.to.e164}],
+                "body": text,
+            }
+        channel = message.channel_id or self._channel_id
+        return f"{self._base}/channels/{channel}/messages", {
+            "receiver": {"contacts": [{"identifierKey": "phonenumber", "identifierValue": message.to.e164}]},
+            "body": text,
+            # Our outbox id, so a resend after a crash can be matched to the first attempt at Bird.
+            "reference": message.id,
+        }
+
+
+def _result(response: httpx.Response) -> SendResult:
+    if response.is_success:
+        return SendResult(accepted=True, provider_id=_json(response).get("id"))
+    error = f"HTTP {response.status_code}: {response.text[:300]}"
+    if response.status_code == 429 or response.status_code >= 500:
+        return SendResult(accepted=False, error=error, transient=True, retry_after=_retry_after(response))
+    return SendResult(accepted=False, error=error)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import itertools
+import logging
+
+from weft.domain.messages import OutboundSms, SendResult
+
+log = logging.getLogger("weft.sms.console")
+
+
+class ConsoleSmsSender:
+    """The embedded default: prints each message (number masked) and reports it sent."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    async def send(self, message: OutboundSms) -> SendResult:
+        log.info("SMS to %s: %s", message.to.masked, message.text)
+        return SendResult(accepted=True, provider_id=f"console-{next(self._counter)}")

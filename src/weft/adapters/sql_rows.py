@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from weft.adapters import sql_schema as t
+from weft.application.ports import OutboxEntry
+from weft.domain.messages import DeliveryStatus, InboundSms, MessageKind, OutboundSms
+from weft.domain.phone import PhoneNumber
+from weft.domain.subscriber import Consent, Membership, Subscriber
+
+
+class SqlTransaction:
+    """The Transaction port over one SQLAlchemy connection inside an open transaction."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._c = connection
+        self._insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+    def record_inbound(self, message: InboundSms, at: datetime) -> bool:
+        statement = self._insert(t.inbound_messages).values(
+            provider_id=message.provider_id,
+            phone=message.sender.e164,
+            text=message.text,
+            conversation_id=message.conversation_id,
+            channel_id=message.channel_id,
+            received_at=at,
+        )
+        result = self._c.execute(statement.on_conflict_do_nothing(index_elements=["provider_id"]))
+        return result.rowcount == 1
+
+    def get_subscriber(self, phone: PhoneNumber) -> Subscriber | None:
+        row = self._c.execute(sa.select(t.subscribers).where(t.subscribers.c.phone == phone.e164)).first()
+        return None if row is None else subscriber_from_row(row)
+
+    def save_subscriber(self, subscriber: Subscriber) -> None:
+        values = subscriber_values(subscriber)
+        statement = self._insert(t.subscribers).values(**values)
+        self._c.execute(statement.on_conflict_do_update(index_elements=["phone"], set_=values))
+        if subscriber.changes:
+            self._c.execute(
+                t.consent_history.insert(),
+                [
+                    {"phone": subscriber.phone.e164, "consent": c.consent.value, "at": c.at,
+                     "message_id": c.message_id, "reason": c.reason}
+                    for c in subscriber.changes
+                ],
+            )
+            subscriber.changes.clear()
+
+    def enqueue(self, message: OutboundSms, at: datetime) -> None:
+        self._c.execute(
+            t.outbox.insert().values(
+                id=message.id, phone=message.to.e164, text=message.text, kind=message.kind.value,
+                conversation_id=message.conversation_id, channel_id=message.channel_id,
+                status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=at, created_at=at,
+            )
+        )
+
+    def due_messages(self, now: datetime, limit: int) -> list[OutboxEntry]:
+        query = (
+            sa.select(t.outbox)
+            .where(t.outbox.c.status == DeliveryStatus.PENDING.value, t.outbox.c.next_attempt_at <= now)
+            .order_by(t.outbox.c.next_attempt_at, t.outbox.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [entry_from_row(row) for row in self._c.execute(query)]
+
+    def update_delivery(self, message_id: str, entry: OutboxEntry) -> None:
+        self._c.execute(
+            t.outbox.update().where(t.outbox.c.id == message_id).values(
+                status=entry.status.value, attempts=entry.attempts, next_attempt_at=entry.next_attempt_at,
+                provider_id=entry.provider_id, error=entry.error, sent_at=entry.sent_at,
+            )
+        )
+
+
+def subscriber_values(s: Subscriber) -> dict[str, Any]:
+    return {
+        "phone": s.phone.e164, "consent": s.consent.value, "membership": s.membership.value,
+        "paid_tier": s.paid_tier, "consent_changed_at": s.consent_changed_at,
+        "consent_message_id": s.consent_message_id, "last_message": s.last_message,
+        "last_message_at": s.last_message_at, "created_at": s.created_at, "updated_at": s.updated_at,
+    }
+
+
+def subscriber_from_row(row: sa.Row[Any]) -> Subscriber:
+    m = row._mapping
+    return Subscriber(
+        phone=PhoneNumber(m["phone"]), created_at=m["created_at"], updated_at=m["updated_at"],
+        consent=Consent(m["consent"]), membership=Membership(m["membership"]), paid_tier=m["paid_tier"],
+        consent_changed_at=m["consent_changed_at"], consent_message_id=m["consent_message_id"],
+        last_message=m["last_message"], last_message_at=m["last_message_at"],
+    )
+
+
+def entry_from_row(row: sa.Row[Any]) -> OutboxEntry:
+    m = row._mapping
+    message = OutboundSms(
+        id=m["id"], to=PhoneNumber(m["phone"]), text=m["text"], kind=MessageKind(m["kind"]),
+        conversation_id=m["conversation_id"], channel_id=m["channel_id"],
+    )
+    return OutboxEntry(
+        message=message, status=DeliveryStatus(m["status"]), attempts=m["attempts"], created_at=m["created_at"],
+        next_attempt_at=m["next_attempt_at"], provider_id=m["provider_id"], error=m["error"], sent_at=m["sent_at"],
+    )

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Stores naive UTC and hands back aware datetimes, the same on SQLite and PostgreSQL."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("phone", sa.String(20), primary_key=True),
+    sa.Column("consent", sa.String(16), nullable=False),
+    sa.Column("membership", sa.String(16), nullable=False),
+    sa.Column("paid_tier", sa.String(32)),
+    sa.Column("consent_changed_at", UtcDateTime()),
+    sa.Column("consent_message_id", sa.String(128)),
+    sa.Column("last_message", sa.Text()),
+    sa.Column("last_message_at", UtcDateTime()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+consent_history = sa.Table(
+    "consent_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("phone", sa.String(20), nullable=False, index=True),
+    sa.Column("consent", sa.String(16), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("message_id", sa.String(128)),
+    sa.Column("reason", sa.String(200), nullable=False),
+)
+
+inbound_messages = sa.Table(
+    "inbound_messages",
+    metadata,
+    sa.Column("provider_id", sa.String(128), primary_key=True),
+    sa.Column("phone", sa.String(20), nullable=False, index=True),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("conversation_id", sa.String(128)),
+    sa.Column("channel_id", sa.String(128)),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("phone", sa.String(20), nullable=False, index=True),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("conversation_id", sa.String(128)),
+    sa.Column("channel_id", sa.String(128)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UtcDateTime()),
+    sa.Column("provider_id", sa.String(128)),
+    sa.Column("error", sa.Text()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("sent_at", UtcDateTime()),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)

@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import sqlalchemy as sa
+
+from weft.adapters import sql_schema as t
+from weft.adapters.sql_rows import SqlTransaction, entry_from_row, subscriber_from_row
+from weft.application.ports import OutboxEntry, Transaction
+from weft.domain.phone import PhoneNumber
+from weft.domain.subscriber import Subscriber
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+MAX_GROUP = 256
+"""Most units of work committed together; bounds how long one fsync holds the others back."""
+
+
+@attrs.define
+class _Job:
+    work: Callable[[Transaction], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+class SqlStore:
+    """The SQL store: writes from concurrent requests are group-committed by one writer thread.
+
+    Each unit of work runs in its own SAVEPOINT inside a shared transaction, so one failing unit
+    rolls back alone, and every caller resumes only after the shared COMMIT (one fsync) succeeded.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
+
+    async def transaction(self, work: Callable[[Transaction], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._ensure_writer()
+        self._jobs.put(_Job(work, future, loop))
+        return await asyncio.shield(future)
+
+    def close(self) -> None:
+        """Finish queued work and stop the writer thread."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._jobs.put(None)
+            writer.join(timeout=30)
+
+    def _ensure_writer(self) -> None:
+        with self._lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="weft-sql-writer", daemon=True)
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        with self._engine.connect().execution_options(weft_writer=True) as connection:
+            while (group := self._next_group()) is not None:
+                self._commit_group(connection, group)
+
+    def _next_group(self) -> list[_Job] | None:
+        first = self._jobs.get()
+        if first is None:
+            return None
+        group = [first]
+        while len(group) < MAX_GROUP:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._jobs.put(None)
+                break
+            group.append(job)
+        return group
+
+    def _commit_group(self, connection: sa.Connection, group: list[_Job]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with connection.begin():
+                tx = SqlTransaction(connection)
+                outcomes = [self._run_one(connection, tx, job, savepoint=len(group) > 1) for job in group]
+        except Exception as exc:  # the COMMIT itself failed: nothing in the group is durable
+            log.exception("group commit of %d units failed", len(group))
+            outcomes = [(False, exc)] * len(group)
+        for job, (ok, value) in zip(group, outcomes, strict=True):
+            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+
+    @staticmethod
+    def _run_one(connection: sa.Connection, tx: SqlTransaction, job: _Job, savepoint: bool) -> tuple[bool, Any]:
+        if not savepoint:
+            return True, job.work(tx)
+        nested = connection.begin_nested()
+        try:
+            value = job.work(tx)
+        except Exception as exc:
+            nested.rollback()
+            return False, exc
+        nested.commit()
+        return True, value
+
+    async def subscribers(self) -> list[Subscriber]:
+        return await asyncio.to_thread(self._read, _subscribers)
+
+    async def subscriber_detail(self, phone: PhoneNumber) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._read, lambda c: _detail(c, phone))
+
+    async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
+        return await asyncio.to_thread(self._read, lambda c: _outbox(c, limit))
+
+    def _read(self, query: Callable[[sa.Connection], T]) -> T:
+        with self._engine.connect() as connection:
+            return query(connection)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _subscribers(connection: sa.Connection) -> list[Subscriber]:
+    rows = connection.execute(sa.select(t.subscribers).order_by(t.subscribers.c.created_at.desc()))
+    return [subscriber_from_row(row) for row in rows]
+
+
+def _outbox(connection: sa.Connection, limit: int, phone: str | None = None) -> list[OutboxEntry]:
+    query = sa.select(t.outbox).order_by(t.outbox.c.created_at.desc(), t.outbox.c.id).limit(limit)
+    if phone is not None:
+        query = query.where(t.outbox.c.phone == phone)
+    return [entry_from_row(row) for row in connection.execute(query)]
+
+
+def _detail(connection: sa.Connection, phone: PhoneNumber) -> dict[str, Any] | None:
+    row = connection.execute(sa.select(t.subscribers).where(t.subscribers.c.phone == phone.e164)).first()
+    if row is None:
+        return None
+    history = connection.execute(
+        sa.select(t.consent_history).where(t.consent_history.c.phone == phone.e164).order_by(t.consent_history.c.id)
+    )
+    inbound = connection.execute(
+        sa.select(t.inbound_messages)
+        .where(t.inbound_messages.c.phone == phone.e164)
+        .order_by(t.inbound_messages.c.received_at)
+    )
+    return {
+        "subscriber": subscriber_from_row(row),
+        "consent_history": [dict(r._mapping) for r in history],
+        "inbound": [dict(r._mapping) for r in inbound],
+        "outbound": list(reversed(_outbox(connection, 1000, phone.e164))),
+    }

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import attrs
+
+from weft.application.ports import Clock, IdGenerator, Store, Transaction
+from weft.application.replies import Replies
+from weft.domain.keywords import DEFAULT_JOIN_WORDS, Keyword, KeywordCommand, parse_keyword
+from weft.domain.messages import InboundSms, MessageKind, OutboundSms
+from weft.domain.subscriber import Subscriber
+
+log = logging.getLogger(__name__)
+
+
+class InboundOutcome(enum.Enum):
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+
+
+@attrs.frozen
+class KeywordSettings:
+    join_words: tuple[str, ...] = DEFAULT_JOIN_WORDS
+    provider_sends_keyword_replies: bool = False
+    """The provider answers STOP/START/HELP itself: change state, but send no reply of ours."""
+
+
+_PROVIDER_ANSWERED = frozenset({MessageKind.OPT_OUT_CONFIRMATION, MessageKind.OPT_IN_CONFIRMATION, MessageKind.HELP})
+
+
+class HandleInboundSms:
+    """Record an inbound text once, apply its keyword, and queue the reply in the same transaction."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        ids: IdGenerator,
+        replies: Replies,
+        settings: KeywordSettings,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._replies = replies
+        self._settings = settings
+        self._on_queued = on_queued
+
+    async def __call__(self, message: InboundSms) -> InboundOutcome:
+        now = self._clock.now()
+        outcome, queued = await self._store.transaction(lambda tx: self._apply(tx, message, now))
+        if queued:
+            self._on_queued()
+        log.info("inbound sms %s from %s: %s", message.provider_id, message.sender.masked, outcome.value)
+        return outcome
+
+    def _apply(self, tx: Transaction, message: InboundSms, now: datetime) -> tuple[InboundOutcome, bool]:
+        if not tx.record_inbound(message, now):
+            return InboundOutcome.DUPLICATE, False
+        subscriber = tx.get_subscriber(message.sender) or Subscriber.first_contact(message.sender, now)
+        subscriber.record_inbound(message.text, now)
+        command = parse_keyword(message.text, self._settings.join_words)
+        kind = self._react(subscriber, command, message, now)
+        tx.save_subscriber(subscriber)
+        if kind is None or not self._should_reply(subscriber, kind):
+            return InboundOutcome.PROCESSED, False
+        tx.enqueue(self._reply(message, kind), now)
+        return InboundOutcome.PROCESSED, True
+
+    def _react(
+        self, subscriber: Subscriber, command: KeywordCommand, message: InboundSms, now: datetime
+    ) -> MessageKind | None:
+        keyword = command.keyword
+        if keyword is Keyword.JOIN:
+            subscriber.opt_in(now, message.provider_id, reason=f"keyword {command.word}")
+            return MessageKind.JOIN_LINK
+        if keyword is Keyword.OPT_OUT:
+            changed = subscriber.opt_out(now, message.provider_id, reason=f"keyword {command.word}")
+            return MessageKind.OPT_OUT_CONFIRMATION if changed else None
+        if keyword is Keyword.OPT_IN or (keyword is Keyword.CONFIRM and subscriber.opted_out):
+            subscriber.opt_in(now, message.provider_id, reason=f"keyword {command.word}")
+            return MessageKind.OPT_IN_CONFIRMATION
+        if keyword is Keyword.LEAVE_PAID:
+            subscriber.leave_paid(now)
+            return MessageKind.DOWNGRADE_CONFIRMATION
+        if keyword is Keyword.HELP:
+            return MessageKind.HELP
+        return None
+
+    def _should_reply(self, subscriber: Subscriber, kind: MessageKind) -> bool:
+        if self._settings.provider_sends_keyword_replies and kind in _PROVIDER_ANSWERED:
+            return False
+        return subscriber.may_receive(kind)
+
+    def _reply(self, message: InboundSms, kind: MessageKind) -> OutboundSms:
+        return OutboundSms(
+            id=self._ids(),
+            to=message.sender,
+            text=self._text(kind, message),
+            kind=kind,
+            conversation_id=message.conversation_id,
+            channel_id=message.channel_id,
+        )
+
+    def _text(self, kind: MessageKind, message: InboundSms) -> str:
+        templates = {
+            MessageKind.JOIN_LINK: self._replies.join,
+            MessageKind.OPT_OUT_CONFIRMATION: self._replies.opt_out,
+            MessageKind.OPT_IN_CONFIRMATION: self._replies.opt_in,
+            MessageKind.DOWNGRADE_CONFIRMATION: self._replies.leave_paid,
+            MessageKind.HELP: self._replies.help,
+        }
+        return self._replies.render(templates[kind], message.sender, self._settings.join_words[0])
