@@ -42,7 +42,8 @@ class Container(containers.DeclarativeContainer):
 
     retry_policy = providers.Singleton(RetryPolicy)
     deliver_outbox = providers.Singleton(DeliverOutbox, store, sms, clock, retry_policy)
-    outbox_worker = providers.Singleton(OutboxWorker, deliver_outbox)
+    outbox_poll_seconds = providers.Object(1.0)
+    outbox_worker = providers.Singleton(OutboxWorker, deliver_outbox, outbox_poll_seconds)
 
     replies = providers.Singleton(
         Replies,

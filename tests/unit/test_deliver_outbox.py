@@ -10,11 +10,12 @@ from weft.domain.messages import DeliveryStatus, InboundSms, SendResult
 from weft.domain.phone import PhoneNumber
 
 PHONE = PhoneNumber("+14155550123")
+POLICY = RetryPolicy(max_attempts=3, base_delay=2)
 TRANSIENT = SendResult(accepted=False, error="HTTP 503", transient=True)
 
 
 class Harness:
-    def __init__(self, policy: RetryPolicy = RetryPolicy(max_attempts=3, base_delay=2)) -> None:
+    def __init__(self, policy: RetryPolicy = POLICY) -> None:
         self.store, self.clock, self.sms = InMemoryStore(), FixedClock(), FakeSmsSender()
         self.deliver = DeliverOutbox(self.store, self.sms, self.clock, policy)
         self.handle = HandleInboundSms(self.store, self.clock, SequentialIds(), Replies(), KeywordSettings())

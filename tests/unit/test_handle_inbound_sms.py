@@ -25,7 +25,9 @@ class Harness:
     def _woken(self) -> None:
         self.wakes += 1
 
-    async def text(self, body: str, provider_id: str | None = None, conversation_id: str | None = None) -> InboundOutcome:
+    async def text(
+        self, body: str, provider_id: str | None = None, conversation_id: str | None = None
+    ) -> InboundOutcome:
         self.counter += 1
         message = InboundSms(provider_id or f"in-{self.counter}", PhoneNumber(PHONE), body,
                              conversation_id=conversation_id)

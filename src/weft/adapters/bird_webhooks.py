@@ -39,7 +39,10 @@ def verify_bird_signature(signing_key: str, headers: Mapping[str, str], raw_body
 
 
 def parse_bird_payload(
-    raw_body: bytes, content_type: str, query: Mapping[str, str], form: Mapping[str, str] | None,
+    raw_body: bytes,
+    content_type: str,
+    query: Mapping[str, str],
+    form: Mapping[str, str] | None,
     default_region: str = "US",
 ) -> InboundSms | None:
     """The inbound SMS a Bird webhook carries, None for a valid event we ignore; MalformedWebhook otherwise."""
@@ -211,7 +214,7 @@ def _conversation_event(event: dict[str, Any], region: str) -> InboundSms | None
         return None
     phone_path = _conversation_phone_path(conversation, last)
     if _get(event, phone_path.rsplit(".", 1)[0] + ".identifierKey") not in (None, "phonenumber"):
-        return None  # an email or other non-phone conversation
+        return None  # email conversations raise the same events; only phone contacts text us
     text_path = "payload.lastMessage.preview.text"
     if _get(last, "preview.text") is None and _get(last, "body.text.text") is not None:
         text_path = "payload.lastMessage.body.text.text"

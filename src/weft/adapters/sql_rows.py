@@ -29,8 +29,11 @@ class SqlTransaction:
             channel_id=message.channel_id,
             received_at=at,
         )
-        result = self._c.execute(statement.on_conflict_do_nothing(index_elements=["provider_id"]))
-        return result.rowcount == 1
+        inserted = statement.on_conflict_do_nothing(index_elements=["provider_id"]).returning(
+            t.inbound_messages.c.provider_id
+        )
+        # RETURNING, not rowcount: psycopg reports -1 for this statement through SQLAlchemy.
+        return self._c.execute(inserted).first() is not None
 
     def get_subscriber(self, phone: PhoneNumber) -> Subscriber | None:
         row = self._c.execute(sa.select(t.subscribers).where(t.subscribers.c.phone == phone.e164)).first()

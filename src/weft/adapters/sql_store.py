@@ -55,12 +55,13 @@ class SqlStore:
         return await asyncio.shield(future)
 
     def close(self) -> None:
-        """Finish queued work and stop the writer thread."""
+        """Finish queued work, stop the writer thread and close the connections."""
         with self._lock:
             writer, self._writer = self._writer, None
         if writer is not None:
             self._jobs.put(None)
             writer.join(timeout=30)
+        self._engine.dispose()
 
     def _ensure_writer(self) -> None:
         with self._lock:

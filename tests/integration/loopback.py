@@ -1,0 +1,107 @@
+"""Loopback HTTP servers that speak a vendor's wire format, for the real adapters to talk to."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@attrs.frozen
+class Canned:
+    status: int
+    body: Any
+    headers: dict[str, str] = attrs.field(factory=dict)
+
+
+class LoopbackServer:
+    """Records every request; answers from a queue of canned responses, then from `default_response`."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.queue: deque[Canned] = deque()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def answer_next(self, *responses: Canned) -> None:
+        self.queue.extend(responses)
+
+    def default_response(self, request: Recorded) -> Canned:
+        return Canned(404, {"error": f"no route for {request.method} {request.path}"})
+
+    def _respond(self, request: Recorded) -> Canned:
+        with self._lock:
+            self.requests.append(request)
+            if self.queue:
+                return self.queue.popleft()
+        return self.default_response(request)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                request = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
+                                   self.rfile.read(length))
+                canned = server._respond(request)
+                payload = canned.body if isinstance(canned.body, bytes) else json.dumps(canned.body).encode()
+                self.send_response(canned.status)
+                for name, value in {"content-type": "application/json", **canned.headers}.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+class LoopbackBird(LoopbackServer):
+    """Bird's Channels and Conversations send endpoints: 202/201 with a channel message object."""
+
+    def default_response(self, request: Recorded) -> Canned:
+        if request.method == "POST" and request.path.endswith("/messages"):
+            number = len(self.requests)
+            status = 201 if "/conversations/" in request.path else 202
+            return Canned(status, {"id": f"bird-msg-{number}", "status": "accepted", "direction": "outgoing"})
+        return super().default_response(request)
+
+    def sent(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "POST"]
+
+    def texts(self) -> list[str]:
+        return [r.json()["body"]["text"]["text"] for r in self.sent()]
