@@ -5,6 +5,7 @@ import logging
 from weft.adapters.sql_migrate import migrate
 from weft.config import Settings, load_settings
 from weft.containers import Container
+from weft.domain.phone import mask_phones_in
 
 
 def bootstrap(settings: Settings | None = None, run_migrations: bool = True) -> Container:
@@ -15,7 +16,19 @@ def bootstrap(settings: Settings | None = None, run_migrations: bool = True) -> 
     return container
 
 
+class MaskPhones(logging.Filter):
+    """Rewrites each record so no full phone number reaches a log, whoever logged it (uvicorn's access log too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_phones_in(record.getMessage())
+        record.args = None
+        return True
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskPhones) for f in handler.filters):
+            handler.addFilter(MaskPhones())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

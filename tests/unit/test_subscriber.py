@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from weft.domain.messages import MessageKind
-from weft.domain.phone import PhoneNumber, mask_phone
+from weft.domain.phone import PhoneNumber, mask_phone, mask_phones_in
 from weft.domain.subscriber import Consent, Subscriber
 
 AT = datetime(2026, 11, 1, tzinfo=UTC)
@@ -43,3 +43,10 @@ def test_a_first_contact_has_not_consented_to_recurring_messages() -> None:
 def test_masking_keeps_only_the_last_four_digits() -> None:
     assert mask_phone("+14155550123") == "+*******0123"
     assert PhoneNumber("+447700900123").masked == "+********0123"
+
+
+def test_phones_inside_log_text_are_masked_plain_and_url_encoded() -> None:
+    line = "SMS to +14155550123: http://x/?phone=%2B14155550123 originator=14155550123 at 2026-11-23 16:43"
+    assert mask_phones_in(line) == (
+        "SMS to +*******0123: http://x/?phone=%2B*******0123 originator=*******0123 at 2026-11-23 16:43"
+    )

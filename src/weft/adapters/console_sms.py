@@ -4,16 +4,17 @@ import itertools
 import logging
 
 from weft.domain.messages import OutboundSms, SendResult
+from weft.domain.phone import mask_phones_in
 
 log = logging.getLogger("weft.sms.console")
 
 
 class ConsoleSmsSender:
-    """The embedded default: prints each message (number masked) and reports it sent."""
+    """The embedded default: logs each message (phone numbers masked) and reports it sent."""
 
     def __init__(self) -> None:
         self._counter = itertools.count(1)
 
     async def send(self, message: OutboundSms) -> SendResult:
-        log.info("SMS to %s: %s", message.to.masked, message.text)
+        log.info("SMS to %s: %s", message.to.masked, mask_phones_in(message.text))
         return SendResult(accepted=True, provider_id=f"console-{next(self._counter)}")

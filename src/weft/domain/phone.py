@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import attrs
 
 
@@ -23,3 +25,11 @@ def mask_phone(text: str) -> str:
     if len(digits) <= 4:
         return "*" * len(digits)
     return ("+" if text.startswith("+") else "") + "*" * (len(digits) - 4) + "".join(digits[-4:])
+
+
+_PHONE_LIKE = re.compile(r"(?<![\w%])(\+|%2[Bb])?(\d{7,15})(?!\w)")
+
+
+def mask_phones_in(text: str) -> str:
+    """Mask every phone-like run of digits (plain, +, or URL-encoded %2B) inside free text such as a log line."""
+    return _PHONE_LIKE.sub(lambda m: (m.group(1) or "") + "*" * (len(m.group(2)) - 4) + m.group(2)[-4:], text)

@@ -50,7 +50,8 @@ def _serve(container: Container, args: argparse.Namespace) -> int:
 
     from weft.entrypoints.http.app import create_app
 
-    uvicorn.run(create_app(container), host=args.host, port=args.port, log_level="info")
+    # log_config=None: uvicorn logs through our handlers, so its access log is masked too.
+    uvicorn.run(create_app(container), host=args.host, port=args.port, log_config=None)
     return 0
 
 

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def weft(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("WEFT_", "BIRD_"))}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "weft.entrypoints.cli", *args],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_simulate_sms_runs_the_keyword_flow_and_subscribers_shows_the_state(tmp_path: Path) -> None:
+    joined = weft(tmp_path, "simulate-sms", "--from", "+1 (415) 555-0123", "love!")
+    assert joined.returncode == 0, joined.stderr
+    assert "reply (sent): Thanks for joining The Weft! Click here: http://127.0.0.1:8000/?phone=%2B14155550123" in (
+        joined.stdout
+    )
+    stopped = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "STOP")
+    assert "consent: opted_out" in stopped.stdout
+    helped = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "HELP")
+    assert "reply" not in helped.stdout
+    table = weft(tmp_path, "subscribers").stdout.splitlines()
+    assert table[0].split() == ["PHONE", "CONSENT", "MEMBERSHIP", "LAST", "MESSAGE", "UPDATED"]
+    assert table[1].split()[:4] == ["+14155550123", "opted_out", "free", "HELP"]
+    assert (tmp_path / "weft.db").exists()
+
+
+def test_the_cli_logs_mask_the_phone(tmp_path: Path) -> None:
+    result = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "LOVE")
+    assert "+*******0123" in result.stderr
+    assert "4155550123" not in result.stderr
+
+
+def test_a_missing_provider_setting_fails_at_start_with_one_line_naming_it(tmp_path: Path) -> None:
+    result = weft(tmp_path, "subscribers", WEFT_SMS_PROVIDER="bird", BIRD_WORKSPACE_ID="w", BIRD_CHANNEL_ID="c")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "weft: configuration error: BIRD_API_KEY is required when WEFT_SMS_PROVIDER=bird"
+
+
+def test_an_invalid_sender_is_refused_clearly(tmp_path: Path) -> None:
+    result = weft(tmp_path, "simulate-sms", "--from", "12", "LOVE")
+    assert result.returncode == 2
+    assert "not a valid number" in result.stderr
