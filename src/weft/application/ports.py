@@ -6,7 +6,7 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from weft.domain.messages import DeliveryStatus, InboundSms, OutboundSms, SendResult
+from weft.domain.messages import DeliveryStatus, InboundSms, OutboundEmail, OutboundSms, SendResult
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Subscriber
 
@@ -90,3 +90,96 @@ class IdGenerator(Protocol):
         """A new unique id."""
         ...
 
+
+
+class EmailSender(Protocol):
+    async def send(self, email: OutboundEmail) -> SendResult:
+        """Hand one email to the provider; never raises for provider or network faults, reports them."""
+        ...
+
+
+@attrs.frozen
+class CheckoutRequest:
+    """A paid checkout to open for a customer, provider-neutral; amounts in cents."""
+
+    customer_id: str
+    amount_cents: int
+    monthly: bool
+    product_name: str
+    success_url: str
+    cancel_url: str
+    metadata: dict[str, str]
+    idempotency_key: str
+
+
+@attrs.frozen
+class CheckoutSession:
+    id: str
+    url: str
+
+
+@attrs.frozen
+class SessionState:
+    """A checkout session as the provider reports it now (re-read, never taken from an event)."""
+
+    id: str
+    status: str  # open | complete | expired
+    payment_status: str  # paid | unpaid | no_payment_required
+    mode: str  # payment | subscription
+    customer_id: str | None
+    subscription_id: str | None
+    phone: str | None  # customer_details.phone
+    email: str | None  # customer_details.email
+    amount_total: int | None
+    metadata: dict[str, str]
+
+
+@attrs.frozen
+class SubscriptionState:
+    id: str
+    status: str  # active | trialing | past_due | unpaid | canceled | incomplete | incomplete_expired | paused
+    customer_id: str | None
+    metadata: dict[str, str]
+
+
+@attrs.frozen
+class CustomerRecord:
+    id: str
+    email: str | None
+    phone: str | None
+
+
+@attrs.frozen
+class PaymentEvent:
+    """A verified provider event: its id (the dedupe key), type, and the object it carries (a plain dict)."""
+
+    id: str
+    type: str
+    object: dict[str, Any]
+
+
+class PaymentGateway(Protocol):
+    async def find_or_create_customer(self, email: str, phone: str) -> CustomerRecord:
+        """The customer with this email (exact, strongly consistent), else this phone, else a new one;
+        the phone is added when the found customer lacks it."""
+        ...
+
+    async def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
+        """Open a hosted checkout; the same idempotency key yields the same session."""
+        ...
+
+    async def retrieve_checkout_session(self, session_id: str) -> SessionState:
+        """The session as the provider sees it now."""
+        ...
+
+    async def retrieve_subscription(self, subscription_id: str) -> SubscriptionState:
+        """The subscription as the provider sees it now."""
+        ...
+
+    async def retrieve_customer(self, customer_id: str) -> CustomerRecord:
+        """The customer as the provider sees it now."""
+        ...
+
+    async def cancel_subscription(self, subscription_id: str) -> None:
+        """Cancel now; cancelling an already-cancelled subscription is not an error."""
+        ...

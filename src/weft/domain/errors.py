@@ -19,3 +19,23 @@ class InvalidSignature(WeftError):
 
 class UnknownSubscriber(WeftError):
     pass
+
+
+class InvalidCheckout(WeftError):
+    """One field of a checkout request is wrong; `field` names it for the page."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+
+
+class UnknownJourney(WeftError):
+    pass
+
+
+class PaymentProviderUnavailable(WeftError):
+    """The payment provider failed transiently; the caller may retry (a webhook answers 5xx)."""
+
+
+class PaymentProviderError(WeftError):
+    """The payment provider refused a request for good (bad parameters, unknown object)."""

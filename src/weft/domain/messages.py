@@ -59,3 +59,14 @@ class SendResult:
     error: str | None = None
     transient: bool = False
     retry_after: float | None = None
+
+
+@attrs.frozen
+class OutboundEmail:
+    """An email we mean to send; `id` doubles as the provider idempotency key."""
+
+    id: str
+    to: str
+    subject: str
+    text: str
+    html: str
