@@ -1,0 +1,345 @@
+"""Inbound webhook throughput: `weft serve` (SQLite, Bird via a loopback provider) against a bare Starlette endpoint.
+
+Usage: .venv/bin/python bench/inbound_webhook.py [--duration 10] [--warmup 3] [--connections 50] [--profile]
+
+Drives unique LOVE webhooks from distinct numbers at the Weft server, then the same bodies at a one-route
+Starlette app run with the same uvicorn call, and reports both req/s, their ratio and the webhook latencies.
+Afterwards it checks every webhook was answered 2xx, stored once, and replied to once at the provider.
+A benchmark script, not a test: it exits 1 only when a correctness check fails, never on the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import attrs
+import loadgen
+import phonenumbers
+from processes import Processes, exit_on_sigterm
+
+HOST = "127.0.0.1"
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+RATIO_TARGET = 0.25
+P99_TARGET_MS = 25.0
+CHANNEL_ID = "2b7c1e90-4f3a-4d8e-b1c2-9e0f7a6d5c43"
+WEBHOOK_TEMPLATE = json.dumps({
+    "service": "channels",
+    "event": "sms.inbound",
+    "payload": {
+        "id": "@ID@",
+        "channelId": CHANNEL_ID,
+        "sender": {"contact": {"id": "c3e1b2a4-0d9f-4e7a-8b6c-5a4f3e2d1c0b", "identifierKey": "phonenumber",
+                               "identifierValue": "@PHONE@"}},
+        "receiver": {"connector": {"id": "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"}},
+        "body": {"type": "text", "text": {"text": "LOVE"}},
+        "status": "delivered",
+        "direction": "incoming",
+        "createdAt": "2025-01-01T12:00:00.123Z",
+    },
+})
+
+
+@attrs.frozen
+class Options:
+    duration: float
+    warmup: float
+    connections: int
+    drain_timeout: float
+    profile: bool
+
+
+@attrs.frozen
+class Ports:
+    weft: int
+    bare: int
+    provider: int
+
+
+class InboundLove:
+    """Request factory: each call is a LOVE webhook with a fresh Bird message id from the next distinct number."""
+
+    FIRST_NUMBER = 2_000_000
+    """+1 212 200-0000 upwards: all valid NANP numbers, checked by `check_numbers`."""
+
+    def __init__(self, port: int, path: str = "/bird-sms-webhook") -> None:
+        self._port = port
+        self._path = path
+        self.count = 0
+
+    def phone(self, index: int) -> str:
+        return f"+1212{self.FIRST_NUMBER + index:07d}"
+
+    def __call__(self) -> bytes:
+        body = WEBHOOK_TEMPLATE.replace("@ID@", str(uuid.uuid4())).replace("@PHONE@", self.phone(self.count))
+        self.count += 1
+        return loadgen.post_request(HOST, self._port, self._path, body.encode())
+
+    def check_numbers(self, upto: int) -> None:
+        """Fail fast if the number plan would hand the app an invalid number (it would answer 400)."""
+        for index in range(0, upto, max(1, upto // 500)):
+            if not phonenumbers.is_valid_number(phonenumbers.parse(self.phone(index))):
+                raise RuntimeError(f"{self.phone(index)} is not a valid number; change InboundLove.FIRST_NUMBER")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def start_servers(processes: Processes, ports: Ports, workdir: Path) -> Path:
+    """Start provider, bare app and weft; returns the SQLite database path."""
+    python = sys.executable
+    database = workdir / "bench.db"
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    processes.start("provider", [python, str(BENCH_DIR / "loopback_provider.py"), "--port", str(ports.provider)],
+                    base_env, workdir)
+    processes.start("bare", [python, str(BENCH_DIR / "bare_app.py"), "--host", HOST, "--port", str(ports.bare)],
+                    base_env, workdir)
+    weft = str(Path(python).parent / "weft")
+    processes.start("weft", [weft, "serve", "--host", HOST, "--port", str(ports.weft)],
+                    {**base_env, **weft_env(ports, database)}, workdir)
+    return database
+
+
+def weft_env(ports: Ports, database: Path) -> dict[str, str]:
+    # cwd is the temporary directory, so no developer .env is read; unset optional secrets explicitly.
+    return {
+        "WEFT_DATABASE_URL": f"sqlite:///{database}",
+        "WEFT_PUBLIC_URL": f"http://{HOST}:{ports.weft}",
+        "WEFT_SMS_PROVIDER": "bird",
+        "BIRD_API_URL": f"http://{HOST}:{ports.provider}",
+        "BIRD_API_KEY": "bench-key",
+        "BIRD_WORKSPACE_ID": "bench-workspace",
+        "BIRD_CHANNEL_ID": CHANNEL_ID,
+        "BIRD_SIGNING_KEY": "",
+        "BIRD_ACCESS_KEY_ID": "",
+        "WEFT_JOIN_WORDS": "LOVE",
+        "WEFT_PROVIDER_SENDS_KEYWORD_REPLIES": "false",
+    }
+
+
+async def wait_ready(processes: Processes, ports: Ports, timeout: float = 30.0) -> None:
+    targets = [(ports.provider, "/stats"), (ports.bare, "/"), (ports.weft, "/healthz")]
+    deadline = time.monotonic() + timeout
+    for port, path in targets:
+        while True:
+            processes.check_alive()
+            try:
+                status, _ = await loadgen.fetch(HOST, port, loadgen.get_request(HOST, port, path), timeout=1.0)
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"port {port} not ready after {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+
+
+async def measured(
+    processes: Processes, names: list[str], run: Callable[[], Coroutine[Any, Any, loadgen.RunResult]]
+) -> tuple[loadgen.RunResult, dict[str, float]]:
+    """Run the load and the CPU seconds each named child (and this load generator) used meanwhile."""
+    before = {name: processes.cpu_seconds(name) for name in names}
+    own_before = time.process_time()
+    result = await run()
+    cpu = {name: round(processes.cpu_seconds(name) - before[name], 2) for name in names}
+    cpu["loadgen"] = round(time.process_time() - own_before, 2)
+    return result, cpu
+
+
+async def bench_bare(processes: Processes, ports: Ports, options: Options) -> dict[str, Any]:
+    make = InboundLove(ports.bare, path="/")
+    await loadgen.run(HOST, ports.bare, make, options.connections, options.warmup)
+    result, cpu = await measured(processes, ["bare"], lambda: loadgen.run(
+        HOST, ports.bare, make, options.connections, options.duration))
+    return {**summary(result), "cpu_seconds": cpu}
+
+
+async def bench_webhook(processes: Processes, ports: Ports, options: Options) -> tuple[dict[str, Any], int]:
+    """The webhook run's summary and how many webhooks were sent in all (warm-up included)."""
+    make = InboundLove(ports.weft)
+    make.check_numbers(upto=200_000)
+    warmup = await loadgen.run(HOST, ports.weft, make, options.connections, options.warmup, marker=b'"processed"')
+    profiler = start_profiler(processes, options)
+    result, cpu = await measured(processes, ["weft", "provider"], lambda: loadgen.run(
+        HOST, ports.weft, make, options.connections, options.duration, marker=b'"processed"'))
+    stop_profiler(profiler)
+    sent = warmup.requests + result.requests
+    outcome = {
+        **summary(result),
+        "cpu_seconds": cpu,
+        "warmup_requests": warmup.requests,
+        "non_2xx_total": warmup.non_2xx + result.non_2xx,
+        "processed_total": warmup.marked + result.marked,
+        "error_samples": warmup.error_samples + result.error_samples,
+    }
+    return outcome, sent
+
+
+def summary(result: loadgen.RunResult) -> dict[str, Any]:
+    return {
+        "requests": result.requests,
+        "seconds": round(result.seconds, 3),
+        "req_per_s": round(result.rate, 1),
+        "p50_ms": round(result.percentile_ms(0.50), 2),
+        "p99_ms": round(result.percentile_ms(0.99), 2),
+        "max_ms": round(result.percentile_ms(1.0), 2),
+        "non_2xx": result.non_2xx,
+    }
+
+
+def start_profiler(processes: Processes, options: Options) -> subprocess.Popen[bytes] | None:
+    """py-spy on the weft process for the measured run, when asked for and installed.
+
+    Samples only the thread holding the GIL: the server is GIL-bound, so that is where its one core goes.
+    """
+    py_spy = shutil.which("py-spy") or shutil.which(str(Path(sys.executable).parent / "py-spy"))
+    if not options.profile or py_spy is None:
+        if options.profile:
+            print("py-spy not found (pip install py-spy into the venv); running without a profile", file=sys.stderr)
+        return None
+    output = RESULTS_DIR / "weft-profile.txt"
+    argv = [py_spy, "record", "--pid", str(processes.pid("weft")), "--duration", str(int(options.duration)),
+            "--rate", "200", "--format", "raw", "--gil", "--threads", "--nonblocking", "--output", str(output)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+            profiler.wait()
+
+
+async def wait_for_replies(ports: Ports, expected: int, timeout: float) -> tuple[dict[str, int], float]:
+    """Poll the provider until it has `expected` sends (or time runs out): its stats and the seconds waited."""
+    started = time.monotonic()
+    request = loadgen.get_request(HOST, ports.provider, "/stats")
+    while True:
+        _, body = await loadgen.fetch(HOST, ports.provider, request)
+        stats: dict[str, int] = json.loads(body)
+        waited = time.monotonic() - started
+        if stats["requests"] >= expected or waited > timeout:
+            return stats, round(waited, 2)
+        await asyncio.sleep(0.2)
+
+
+def database_counts(database: Path) -> dict[str, Any]:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+        inbound = connection.execute("SELECT count(*) FROM inbound_messages").fetchone()[0]
+        outbox = dict(connection.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+        journal = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    return {"inbound_rows": inbound, "outbox_by_status": outbox, "journal_mode": journal}
+
+
+async def verify(ports: Ports, database: Path, webhook: dict[str, Any], sent: int, timeout: float) -> dict[str, Any]:
+    stats, waited = await wait_for_replies(ports, sent, timeout)
+    counts = database_counts(database)
+    return {
+        "webhooks_sent": sent,
+        "all_2xx": webhook["non_2xx_total"] == 0,
+        "all_processed": webhook["processed_total"] == sent,
+        **counts,
+        "rows_match": counts["inbound_rows"] == sent,
+        "provider": stats,
+        "reply_wait_seconds": waited,
+        "replies_match": stats["requests"] == sent and stats["references"] == sent and stats["recipients"] == sent,
+    }
+
+
+def passed(checks: dict[str, Any]) -> bool:
+    return all(checks[name] for name in ("all_2xx", "all_processed", "rows_match", "replies_match"))
+
+
+async def bench(processes: Processes, options: Options, workdir: Path) -> dict[str, Any]:
+    ports = Ports(weft=free_port(), bare=free_port(), provider=free_port())
+    database = start_servers(processes, ports, workdir)
+    await wait_ready(processes, ports)
+    bare = await bench_bare(processes, ports, options)
+    webhook, sent = await bench_webhook(processes, ports, options)
+    checks = await verify(ports, database, webhook, sent, options.drain_timeout)
+    ratio = webhook["req_per_s"] / bare["req_per_s"] if bare["req_per_s"] else 0.0
+    return {
+        "settings": {**attrs.asdict(options), "cpus": os.cpu_count(), "python": sys.version.split()[0],
+                     "sqlite": "WAL, synchronous=FULL", "uvicorn": "uvicorn.run(app, host, port, log_level='info')"},
+        "bare": bare,
+        "webhook": webhook,
+        "ratio": round(ratio, 3),
+        "targets": {"ratio_min": RATIO_TARGET, "p99_max_ms": P99_TARGET_MS, "ratio_met": ratio >= RATIO_TARGET,
+                    "p99_met": webhook["p99_ms"] < P99_TARGET_MS},
+        "checks": checks,
+        "passed": passed(checks),
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    bare, hook, checks, targets = report["bare"], report["webhook"], report["checks"], report["targets"]
+    met = {True: "met", False: "MISSED"}
+    return "\n".join([
+        f"bare Starlette  {bare['req_per_s']:8.1f} req/s  p50 {bare['p50_ms']:6.2f} ms  p99 {bare['p99_ms']:6.2f} ms",
+        f"weft webhook    {hook['req_per_s']:8.1f} req/s  p50 {hook['p50_ms']:6.2f} ms  p99 {hook['p99_ms']:6.2f} ms",
+        f"ratio {report['ratio']:.3f} (target >= {RATIO_TARGET}: {met[targets['ratio_met']]}); "
+        f"webhook p99 {hook['p99_ms']:.2f} ms (target < {P99_TARGET_MS:.0f} ms: {met[targets['p99_met']]})",
+        f"cpu seconds during runs: bare {bare['cpu_seconds']}, webhook {hook['cpu_seconds']}",
+        f"checks: sent {checks['webhooks_sent']}, all 2xx {checks['all_2xx']}, processed {checks['all_processed']}, "
+        f"inbound rows {checks['inbound_rows']} ({'ok' if checks['rows_match'] else 'MISMATCH'}), "
+        f"provider {checks['provider']} after {checks['reply_wait_seconds']} s "
+        f"({'ok' if checks['replies_match'] else 'MISMATCH'}), outbox {checks['outbox_by_status']}",
+        f"correctness: {'PASS' if report['passed'] else 'FAIL'}; report in {RESULTS_DIR / 'inbound_webhook.json'}",
+    ])
+
+
+def parse_options() -> Options:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per server")
+    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--drain-timeout", type=float, default=20.0, help="seconds to wait for the replies")
+    parser.add_argument("--profile", action="store_true", help="py-spy the weft process during the measured run")
+    args = parser.parse_args()
+    return Options(args.duration, args.warmup, args.connections, args.drain_timeout, args.profile)
+
+
+def run_event_loop(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    try:
+        import uvloop
+    except ImportError:  # the client must stay cheap, but plain asyncio still works
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def main() -> int:
+    options = parse_options()
+    exit_on_sigterm()
+    RESULTS_DIR.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="weft-bench-") as tmp:
+        processes = Processes(log_dir=RESULTS_DIR)
+        try:
+            report = run_event_loop(bench(processes, options, Path(tmp)))
+        finally:
+            processes.stop_all()
+    (RESULTS_DIR / "inbound_webhook.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(render(report))
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
