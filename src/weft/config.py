@@ -11,6 +11,7 @@ from dotenv import dotenv_values
 from weft.adapters.bird_sms import DEFAULT_BIRD_API_URL
 
 SMS_PROVIDERS = ("console", "bird")
+EMAIL_PROVIDERS = ("console", "smtp", "resend")
 DEFAULT_DATABASE_URL = "sqlite:///weft.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -36,6 +37,31 @@ class Settings:
     program_name: str = "The Weft"
     support_contact: str = "support@example.org"
     default_region: str = "US"
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_secret_key: str = attrs.field(default="", repr=False)
+    stripe_webhook_secret: str = attrs.field(default="", repr=False)
+    email_provider: str = "console"
+    email_from: str = "Community Weft <hello@example.org>"
+    resend_api_url: str = "https://api.resend.com"
+    resend_api_key: str = attrs.field(default="", repr=False)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = attrs.field(default="", repr=False)
+    smtp_tls: str = "starttls"
+    link_secret: str = attrs.field(default="", repr=False)
+    link_ttl_seconds: int = 7 * 24 * 3600
+    checkout_min_dollars: int = 1
+    checkout_max_dollars: int = 1000
+
+    @property
+    def payment_provider(self) -> str:
+        return "test_mode" if self.test_mode_checkout else "stripe"
+
+    @property
+    def test_mode_checkout(self) -> bool:
+        """No Stripe key: the app runs its own clearly labelled test-mode checkout."""
+        return not self.stripe_secret_key
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
@@ -69,7 +95,30 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         program_name=get("WEFT_PROGRAM_NAME", "The Weft"),
         support_contact=get("WEFT_SUPPORT_CONTACT", "support@example.org"),
         default_region=get("WEFT_DEFAULT_REGION", "US").upper(),
+        stripe_api_base=get("STRIPE_API_BASE", "https://api.stripe.com"),
+        stripe_secret_key=get("STRIPE_SECRET_KEY"),
+        stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
+        email_provider=get("WEFT_EMAIL_PROVIDER", "console").lower(),
+        email_from=get("WEFT_EMAIL_FROM", "Community Weft <hello@example.org>"),
+        resend_api_url=get("RESEND_API_URL", "https://api.resend.com"),
+        resend_api_key=get("RESEND_API_KEY"),
+        smtp_host=get("SMTP_HOST", "127.0.0.1"),
+        smtp_port=_int("SMTP_PORT", get("SMTP_PORT", "587")),
+        smtp_username=get("SMTP_USERNAME"),
+        smtp_password=get("SMTP_PASSWORD"),
+        smtp_tls=get("SMTP_TLS", "starttls").lower(),
+        link_secret=get("WEFT_LINK_SECRET"),
+        link_ttl_seconds=_int("WEFT_LINK_TTL_SECONDS", get("WEFT_LINK_TTL_SECONDS", str(7 * 24 * 3600))),
+        checkout_min_dollars=_int("WEFT_CHECKOUT_MIN_DOLLARS", get("WEFT_CHECKOUT_MIN_DOLLARS", "1")),
+        checkout_max_dollars=_int("WEFT_CHECKOUT_MAX_DOLLARS", get("WEFT_CHECKOUT_MAX_DOLLARS", "1000")),
     )
+
+
+def _int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
 
 
 def _flag(value: str) -> bool:
@@ -86,6 +135,7 @@ def _validate(s: Settings) -> None:
     _require_http("WEFT_PUBLIC_URL", s.public_url)
     if not s.join_words:
         raise ConfigError("WEFT_JOIN_WORDS must name at least one word")
+    _validate_payments_and_email(s)
     if s.sms_provider == "bird":
         _require_http("BIRD_API_URL", s.bird_api_url)
         for name, value in (("BIRD_API_KEY", s.bird_api_key), ("BIRD_WORKSPACE_ID", s.bird_workspace_id),
@@ -98,3 +148,17 @@ def _require_http(name: str, value: str) -> None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{name} must be an http(s) URL, not {value!r}")
+
+
+def _validate_payments_and_email(s: Settings) -> None:
+    if s.email_provider not in EMAIL_PROVIDERS:
+        raise ConfigError(f"WEFT_EMAIL_PROVIDER must be one of {', '.join(EMAIL_PROVIDERS)}, not {s.email_provider!r}")
+    if s.email_provider == "resend" and not s.resend_api_key:
+        raise ConfigError("RESEND_API_KEY is required when WEFT_EMAIL_PROVIDER=resend")
+    if s.smtp_tls not in ("starttls", "tls", "none"):
+        raise ConfigError(f"SMTP_TLS must be starttls, tls or none, not {s.smtp_tls!r}")
+    if s.stripe_secret_key and not s.stripe_webhook_secret:
+        raise ConfigError("STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set")
+    _require_http("STRIPE_API_BASE", s.stripe_api_base)
+    if not 1 <= s.checkout_min_dollars <= s.checkout_max_dollars:
+        raise ConfigError("WEFT_CHECKOUT_MIN_DOLLARS must be at least 1 and not above WEFT_CHECKOUT_MAX_DOLLARS")

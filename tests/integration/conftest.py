@@ -16,6 +16,7 @@ from dependency_injector import providers
 
 from tests.integration.loopback import LoopbackBird
 from weft.application.deliver_outbox import RetryPolicy
+from weft.application.run_journeys import SendPolicy
 from weft.bootstrap import bootstrap
 from weft.config import Settings
 from weft.containers import Container
@@ -81,7 +82,8 @@ def settings(database_url: str, bird: LoopbackBird) -> Settings:
 def fast_container(settings: Settings) -> Container:
     container = bootstrap(settings)
     container.retry_policy.override(providers.Object(RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=0.2)))
-    container.outbox_poll_seconds.override(providers.Object(0.05))
+    container.worker_poll_seconds.override(providers.Object(0.05))
+    container.send_policy.override(providers.Object(SendPolicy(attempts=3, delays=(0.01, 0.02))))
     return container
 
 

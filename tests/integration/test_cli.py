@@ -18,7 +18,7 @@ def weft(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 def test_simulate_sms_runs_the_keyword_flow_and_subscribers_shows_the_state(tmp_path: Path) -> None:
     joined = weft(tmp_path, "simulate-sms", "--from", "+1 (415) 555-0123", "love!")
     assert joined.returncode == 0, joined.stderr
-    assert "reply (sent): Thanks for joining The Weft! Click here: http://127.0.0.1:8000/?phone=%2B14155550123" in (
+    assert "reply (sent): Thanks for joining The Weft! Click here: http://127.0.0.1:8000/?phone=%2B14155550123&t=" in (
         joined.stdout
     )
     stopped = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "STOP")

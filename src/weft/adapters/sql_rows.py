@@ -7,13 +7,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from weft.adapters import sql_schema as t
+from weft.adapters.sql_payments import PaymentRows
 from weft.application.ports import OutboxEntry
 from weft.domain.messages import DeliveryStatus, InboundSms, MessageKind, OutboundSms
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, Membership, Subscriber
 
 
-class SqlTransaction:
+class SqlTransaction(PaymentRows):
     """The Transaction port over one SQLAlchemy connection inside an open transaction."""
 
     def __init__(self, connection: sa.Connection) -> None:
@@ -85,7 +86,8 @@ class SqlTransaction:
 def subscriber_values(s: Subscriber) -> dict[str, Any]:
     return {
         "phone": s.phone.e164, "consent": s.consent.value, "membership": s.membership.value,
-        "paid_tier": s.paid_tier, "consent_changed_at": s.consent_changed_at,
+        "paid_tier": s.paid_tier, "email": s.email, "stripe_customer_id": s.stripe_customer_id,
+        "stripe_subscription_id": s.stripe_subscription_id, "consent_changed_at": s.consent_changed_at,
         "consent_message_id": s.consent_message_id, "last_message": s.last_message,
         "last_message_at": s.last_message_at, "created_at": s.created_at, "updated_at": s.updated_at,
     }
@@ -96,6 +98,8 @@ def subscriber_from_row(row: sa.Row[Any]) -> Subscriber:
     return Subscriber(
         phone=PhoneNumber(m["phone"]), created_at=m["created_at"], updated_at=m["updated_at"],
         consent=Consent(m["consent"]), membership=Membership(m["membership"]), paid_tier=m["paid_tier"],
+        email=m["email"], stripe_customer_id=m["stripe_customer_id"],
+        stripe_subscription_id=m["stripe_subscription_id"],
         consent_changed_at=m["consent_changed_at"], consent_message_id=m["consent_message_id"],
         last_message=m["last_message"], last_message_at=m["last_message_at"],
     )

@@ -30,6 +30,9 @@ subscribers = sa.Table(
     sa.Column("consent", sa.String(16), nullable=False),
     sa.Column("membership", sa.String(16), nullable=False),
     sa.Column("paid_tier", sa.String(32)),
+    sa.Column("email", sa.String(320)),
+    sa.Column("stripe_customer_id", sa.String(64)),
+    sa.Column("stripe_subscription_id", sa.String(64)),
     sa.Column("consent_changed_at", UtcDateTime()),
     sa.Column("consent_message_id", sa.String(128)),
     sa.Column("last_message", sa.Text()),
@@ -77,4 +80,64 @@ outbox = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("sent_at", UtcDateTime()),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("phone", sa.String(20), nullable=False, index=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("amount_cents", sa.Integer, nullable=False),
+    sa.Column("payment_type", sa.String(16)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("checkout_session_id", sa.String(128), unique=True),
+    sa.Column("customer_id", sa.String(64)),
+    sa.Column("subscription_id", sa.String(64), index=True),
+    sa.Column("past_due_notified", sa.Boolean, nullable=False, default=False),
+    sa.Column("phone_proven", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+journeys = sa.Table(
+    "journeys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("payment_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("steps", sa.JSON, nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("completed_at", UtcDateTime()),
+    sa.Column("next_run_at", UtcDateTime(), index=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("action", sa.String(64), nullable=False, index=True),
+    sa.Column("at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("phone", sa.String(20)),
+    sa.Column("payment_id", sa.String(64)),
+    sa.Column("details", sa.JSON, nullable=False),
+)
+
+processed_events = sa.Table(
+    "processed_events",
+    metadata,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("processed_at", UtcDateTime(), nullable=False),
+)
+
+cancellations = sa.Table(
+    "subscription_cancellations",
+    metadata,
+    sa.Column("subscription_id", sa.String(64), primary_key=True),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UtcDateTime()),
+    sa.Column("error", sa.Text()),
+    sa.Column("requested_at", UtcDateTime(), nullable=False),
 )

@@ -5,14 +5,18 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
 import sqlalchemy as sa
 
 from weft.adapters import sql_schema as t
+from weft.adapters.sql_payments import audit_from_row, journey_from_row, payment_from_row
 from weft.adapters.sql_rows import SqlTransaction, entry_from_row, subscriber_from_row
 from weft.application.ports import OutboxEntry, Transaction
+from weft.domain.journey import AuditEntry, Journey
+from weft.domain.payment import Payment
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Subscriber
 
@@ -124,6 +128,20 @@ class SqlStore:
     async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
         return await asyncio.to_thread(self._read, lambda c: _outbox(c, limit))
 
+    async def payments(self, limit: int = 200) -> list[Payment]:
+        return await asyncio.to_thread(self._read, lambda c: _payments(c, limit))
+
+    async def payment_for_session(self, session_id: str) -> Payment | None:
+        found = await asyncio.to_thread(self._read, lambda c: _payments(c, 1, session_id))
+        return found[0] if found else None
+
+    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
+        found = await asyncio.to_thread(self._read, lambda c: _journeys(c, 10_000 if failed_only else limit))
+        return [j for j in found if j.failed_steps][:limit] if failed_only else found
+
+    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
+        return await asyncio.to_thread(self._read, lambda c: _audit(c, action, since, limit))
+
     def _read(self, query: Callable[[sa.Connection], T]) -> T:
         with self._engine.connect() as connection:
             return query(connection)
@@ -148,6 +166,27 @@ def _outbox(connection: sa.Connection, limit: int, phone: str | None = None) -> 
     if phone is not None:
         query = query.where(t.outbox.c.phone == phone)
     return [entry_from_row(row) for row in connection.execute(query)]
+
+
+def _payments(connection: sa.Connection, limit: int, session_id: str | None = None) -> list[Payment]:
+    query = sa.select(t.payments).order_by(t.payments.c.created_at.desc(), t.payments.c.id).limit(limit)
+    if session_id is not None:
+        query = query.where(t.payments.c.checkout_session_id == session_id)
+    return [payment_from_row(row) for row in connection.execute(query)]
+
+
+def _journeys(connection: sa.Connection, limit: int) -> list[Journey]:
+    query = sa.select(t.journeys).order_by(t.journeys.c.started_at.desc(), t.journeys.c.id).limit(limit)
+    return [journey_from_row(row) for row in connection.execute(query)]
+
+
+def _audit(connection: sa.Connection, action: str | None, since: datetime | None, limit: int) -> list[AuditEntry]:
+    query = sa.select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+    if action:
+        query = query.where(t.audit_log.c.action == action)
+    if since is not None:
+        query = query.where(t.audit_log.c.at >= since)
+    return [audit_from_row(row) for row in connection.execute(query)]
 
 
 def _detail(connection: sa.Connection, phone: PhoneNumber) -> dict[str, Any] | None:

@@ -7,11 +7,12 @@ from datetime import datetime
 
 import attrs
 
-from weft.application.ports import Clock, IdGenerator, Store, Transaction
+from weft.application.link_tokens import LinkTokens
+from weft.application.ports import Cancellation, Clock, IdGenerator, Store, Transaction
 from weft.application.replies import Replies
 from weft.domain.keywords import DEFAULT_JOIN_WORDS, Keyword, KeywordCommand, parse_keyword
 from weft.domain.messages import InboundSms, MessageKind, OutboundSms
-from weft.domain.subscriber import Subscriber
+from weft.domain.subscriber import Consent, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ class HandleInboundSms:
         ids: IdGenerator,
         replies: Replies,
         settings: KeywordSettings,
+        links: LinkTokens | None = None,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._links = links
         self._store = store
         self._clock = clock
         self._ids = ids
@@ -65,6 +68,7 @@ class HandleInboundSms:
         subscriber.record_inbound(message.text, now)
         command = parse_keyword(message.text, self._settings.join_words)
         kind = self._react(subscriber, command, message, now)
+        self._cancel_dropped_subscription(tx, subscriber, command, now)
         tx.save_subscriber(subscriber)
         if kind is None or not self._should_reply(subscriber, kind):
             return InboundOutcome.PROCESSED, False
@@ -81,15 +85,28 @@ class HandleInboundSms:
         if keyword is Keyword.OPT_OUT:
             changed = subscriber.opt_out(now, message.provider_id, reason=f"keyword {command.word}")
             return MessageKind.OPT_OUT_CONFIRMATION if changed else None
+        if keyword is Keyword.CONFIRM and subscriber.consent is Consent.PENDING:
+            subscriber.opt_in(now, message.provider_id, reason="confirmed web sign-up with YES")
+            return MessageKind.WELCOME
         if keyword is Keyword.OPT_IN or (keyword is Keyword.CONFIRM and subscriber.opted_out):
             subscriber.opt_in(now, message.provider_id, reason=f"keyword {command.word}")
             return MessageKind.OPT_IN_CONFIRMATION
         if keyword is Keyword.LEAVE_PAID:
-            subscriber.leave_paid(now)
             return MessageKind.DOWNGRADE_CONFIRMATION
         if keyword is Keyword.HELP:
             return MessageKind.HELP
         return None
+
+    @staticmethod
+    def _cancel_dropped_subscription(
+        tx: Transaction, subscriber: Subscriber, command: KeywordCommand, now: datetime
+    ) -> None:
+        """STOP and UNSUB end paid membership; the provider subscription is cancelled after commit, with retries."""
+        if command.keyword not in (Keyword.OPT_OUT, Keyword.LEAVE_PAID):
+            return
+        subscription = subscriber.leave_paid(now, forget_stripe=command.keyword is Keyword.OPT_OUT)
+        if subscription:
+            tx.request_cancellation(Cancellation(subscription, subscriber.phone, now, next_attempt_at=now))
 
     def _should_reply(self, subscriber: Subscriber, kind: MessageKind) -> bool:
         if self._settings.provider_sends_keyword_replies and kind in _PROVIDER_ANSWERED:
@@ -113,5 +130,7 @@ class HandleInboundSms:
             MessageKind.OPT_IN_CONFIRMATION: self._replies.opt_in,
             MessageKind.DOWNGRADE_CONFIRMATION: self._replies.leave_paid,
             MessageKind.HELP: self._replies.help,
+            MessageKind.WELCOME: self._replies.welcome,
         }
-        return self._replies.render(templates[kind], message.sender, self._settings.join_words[0])
+        token = self._links.issue(message.sender) if self._links and kind is MessageKind.JOIN_LINK else None
+        return self._replies.render(templates[kind], message.sender, self._settings.join_words[0], token)

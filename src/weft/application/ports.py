@@ -6,7 +6,9 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from weft.domain.journey import AuditEntry, Journey
 from weft.domain.messages import DeliveryStatus, InboundSms, OutboundEmail, OutboundSms, SendResult
+from weft.domain.payment import Payment
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Subscriber
 
@@ -25,6 +27,19 @@ class OutboxEntry:
     provider_id: str | None = None
     error: str | None = None
     sent_at: datetime | None = None
+
+
+@attrs.frozen
+class Cancellation:
+    """A provider subscription to cancel, queued with the change that asked for it and retried until done."""
+
+    subscription_id: str
+    phone: PhoneNumber
+    requested_at: datetime
+    status: str = "pending"  # pending | done | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    error: str | None = None
 
 
 class Transaction(Protocol):
@@ -54,6 +69,48 @@ class Transaction(Protocol):
         """Overwrite the delivery fields (status, attempts, next attempt, provider id, error, sent at)."""
         ...
 
+    def record_event(self, event_id: str, at: datetime) -> bool:
+        """Remember a provider event id; False when it was processed before."""
+        ...
+
+    def get_payment(self, payment_id: str) -> Payment | None:
+        ...
+
+    def payment_by_session(self, session_id: str) -> Payment | None:
+        ...
+
+    def payment_by_subscription(self, subscription_id: str) -> Payment | None:
+        ...
+
+    def save_payment(self, payment: Payment) -> None:
+        """Insert or update the payment."""
+        ...
+
+    def get_journey(self, journey_id: str) -> Journey | None:
+        ...
+
+    def save_journey(self, journey: Journey, next_run_at: datetime | None) -> None:
+        """Insert or update the journey; it is due to run at next_run_at (None: nothing to run)."""
+        ...
+
+    def due_journeys(self, now: datetime, limit: int) -> list[Journey]:
+        """Journeys due to run, oldest first, locked against other instances."""
+        ...
+
+    def audit(self, entry: AuditEntry) -> None:
+        """Append to the audit log."""
+        ...
+
+    def request_cancellation(self, cancellation: Cancellation) -> None:
+        """Queue a subscription cancellation, due now (a repeat request for the same subscription is ignored)."""
+        ...
+
+    def due_cancellations(self, now: datetime, limit: int) -> list[Cancellation]:
+        ...
+
+    def save_cancellation(self, cancellation: Cancellation) -> None:
+        ...
+
 
 class Store(Protocol):
     async def transaction(self, work: Callable[[Transaction], T]) -> T:
@@ -70,6 +127,22 @@ class Store(Protocol):
 
     async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
         """The newest outbox entries."""
+        ...
+
+    async def payments(self, limit: int = 200) -> list[Payment]:
+        """The newest payments."""
+        ...
+
+    async def payment_for_session(self, session_id: str) -> Payment | None:
+        """The payment opened by this checkout session."""
+        ...
+
+    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
+        """The newest journeys, or only those with a failed step."""
+        ...
+
+    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
+        """Audit entries, newest first, filtered by action and time."""
         ...
 
 

@@ -26,14 +26,24 @@ class Replies:
     help: str = (
         "{program}: {frequency}. Support: {support}. Msg & data rates may apply. Reply STOP to opt out."
     )
+    confirmation_request: str = "Reply YES to confirm your Community Weft membership"
+    welcome: str = (
+        "Welcome to Community Weft! You are now part of our community. We are excited to have you here. "
+        "You will receive monthly care messages from our makers. Reply STOP anytime to opt out."
+    )
+    payment_failed: str = (
+        "Your Community Weft payment did not go through. Please update your card to keep your membership. "
+        "Reply HELP for help, STOP to opt out."
+    )
 
-    def join_link(self, phone: PhoneNumber) -> str:
-        return f"{self.public_url.rstrip('/')}/?phone={quote(phone.e164, safe='')}"
+    def join_link(self, phone: PhoneNumber, token: str | None = None) -> str:
+        link = f"{self.public_url.rstrip('/')}/?phone={quote(phone.e164, safe='')}"
+        return f"{link}&t={token}" if token else link
 
-    def render(self, template: str, phone: PhoneNumber, join_word: str = "LOVE") -> str:
+    def render(self, template: str, phone: PhoneNumber, join_word: str = "LOVE", token: str | None = None) -> str:
         return template.format(
             program=self.program_name,
-            link=self.join_link(phone),
+            link=self.join_link(phone, token),
             join_word=join_word,
             frequency=self.frequency,
             support=self.support_contact,

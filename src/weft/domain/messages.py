@@ -26,9 +26,17 @@ class MessageKind(enum.Enum):
     OPT_IN_CONFIRMATION = "opt_in_confirmation"
     DOWNGRADE_CONFIRMATION = "downgrade_confirmation"
     HELP = "help"
+    CONFIRMATION_REQUEST = "confirmation_request"
     WELCOME = "welcome"
     CARE = "care"
-    NOTICE = "notice"
+    PAYMENT_NOTICE = "payment_notice"
+
+
+REPLY_KINDS = frozenset({
+    MessageKind.JOIN_LINK, MessageKind.OPT_OUT_CONFIRMATION, MessageKind.OPT_IN_CONFIRMATION,
+    MessageKind.DOWNGRADE_CONFIRMATION, MessageKind.HELP, MessageKind.CONFIRMATION_REQUEST,
+})
+"""Answers to something the number just did; every other kind needs standing consent."""
 
 
 class DeliveryStatus(enum.Enum):

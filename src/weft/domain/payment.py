@@ -40,6 +40,8 @@ class Payment:
     customer_id: str | None = None
     subscription_id: str | None = None
     past_due_notified: bool = False
+    phone_proven: bool = False
+    """The sign-up proved the phone (a valid link token, or the number had texted in): no double opt-in needed."""
 
     @property
     def is_subscription(self) -> bool:

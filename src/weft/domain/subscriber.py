@@ -5,13 +5,15 @@ from datetime import datetime
 
 import attrs
 
-from weft.domain.messages import MessageKind
+from weft.domain.messages import REPLY_KINDS, MessageKind
 from weft.domain.phone import PhoneNumber
 
 
 class Consent(enum.Enum):
     NONE = "none"
     """Texted us, but never asked for recurring messages: replies only."""
+    PENDING = "pending"
+    """Signed up on the web with an unproven phone: replies only, until the number texts YES."""
     SUBSCRIBED = "subscribed"
     OPTED_OUT = "opted_out"
 
@@ -39,6 +41,9 @@ class Subscriber:
     consent: Consent = Consent.NONE
     membership: Membership = Membership.FREE
     paid_tier: str | None = None
+    email: str | None = None
+    stripe_customer_id: str | None = None
+    stripe_subscription_id: str | None = None
     consent_changed_at: datetime | None = None
     consent_message_id: str | None = None
     last_message: str | None = None
@@ -54,9 +59,16 @@ class Subscriber:
     def opted_out(self) -> bool:
         return self.consent is Consent.OPTED_OUT
 
+    @property
+    def texted_in(self) -> bool:
+        """The number has texted us, which proves the person holds it."""
+        return self.last_message_at is not None
+
     def may_receive(self, kind: MessageKind) -> bool:
-        """An opted-out number gets its opt-out confirmation and nothing else."""
-        return not self.opted_out or kind is MessageKind.OPT_OUT_CONFIRMATION
+        """An opted-out number gets its opt-out confirmation and nothing else; without consent, replies only."""
+        if self.opted_out:
+            return kind is MessageKind.OPT_OUT_CONFIRMATION
+        return self.consent is Consent.SUBSCRIBED or kind in REPLY_KINDS
 
     def record_inbound(self, text: str, at: datetime) -> None:
         self.last_message = text
@@ -71,10 +83,32 @@ class Subscriber:
         """Resume messages; True when the number had opted out."""
         return self._set_consent(Consent.SUBSCRIBED, at, message_id, reason)
 
-    def leave_paid(self, at: datetime) -> None:
+    def leave_paid(self, at: datetime, forget_stripe: bool = False) -> str | None:
+        """Back to the free tier; returns the subscription to cancel, if any. STOP also forgets the Stripe ids."""
+        subscription = self.stripe_subscription_id
         self.membership = Membership.FREE
         self.paid_tier = None
+        self.stripe_subscription_id = None
+        if forget_stripe:
+            self.stripe_customer_id = None
         self.updated_at = at
+        return subscription
+
+    def become_member(self, tier: str | None, email: str, at: datetime, customer_id: str | None = None,
+                      subscription_id: str | None = None) -> None:
+        """Record a completed sign-up: free when tier is None, else the paid tier with its Stripe ids."""
+        self.membership = Membership.FREE if tier is None else Membership.PAID
+        self.paid_tier = tier
+        self.email = email
+        self.stripe_customer_id = customer_id or self.stripe_customer_id
+        self.stripe_subscription_id = subscription_id or self.stripe_subscription_id
+        self.updated_at = at
+
+    def request_confirmation(self, at: datetime) -> bool:
+        """A web sign-up with an unproven phone waits for YES; True when a confirmation request is due."""
+        if self.consent is not Consent.NONE:
+            return False
+        return self._set_consent(Consent.PENDING, at, None, "web sign-up, awaiting YES")
 
     def _set_consent(self, consent: Consent, at: datetime, message_id: str | None, reason: str) -> bool:
         if self.consent is consent:

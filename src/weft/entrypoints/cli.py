@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from weft.application.phone_numbers import normalise_phone
 from weft.bootstrap import bootstrap, configure_logging
 from weft.config import ConfigError
-from weft.containers import Container
+from weft.containers import Container, background_workers
 from weft.domain.errors import InvalidPhoneNumber
 from weft.domain.messages import InboundSms
+from weft.entrypoints.http.app import close_clients
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,11 +69,11 @@ def _simulate(container: Container, args: argparse.Namespace) -> int:
 async def _simulate_async(container: Container, message: InboundSms) -> int:
     try:
         outcome = await container.handle_inbound_sms()(message)
-        await container.outbox_worker().drain()
+        for worker in background_workers(container):
+            await worker.drain()
         detail = await container.store().subscriber_detail(message.sender)
     finally:
-        container.store().close()
-        await container.http_client().aclose()
+        await close_clients(container)
     print(f"{message.sender.e164} texted {message.text!r}: {outcome.value}")
     if detail is not None:
         subscriber = detail["subscriber"]

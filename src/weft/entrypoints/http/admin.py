@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from dependency_injector.wiring import Provide, inject
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -10,7 +12,10 @@ from starlette.responses import JSONResponse
 
 from weft.application.phone_numbers import normalise_phone
 from weft.application.ports import OutboxEntry, Store
+from weft.application.run_journeys import RetryJourney
 from weft.config import Settings
+from weft.domain.journey import Journey
+from weft.domain.payment import Payment
 from weft.domain.subscriber import Subscriber
 
 
@@ -77,3 +82,68 @@ def outbox_json(e: OutboxEntry) -> dict[str, Any]:
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+
+
+@inject
+async def list_payments(
+    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+) -> JSONResponse:
+    require_admin(request, settings)
+    return JSONResponse({"payments": [payment_json(p) for p in await store.payments()]})
+
+
+@inject
+async def list_journeys(
+    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+) -> JSONResponse:
+    require_admin(request, settings)
+    failed_only = request.query_params.get("failed", "").lower() in ("1", "true", "yes")
+    return JSONResponse({"journeys": [journey_json(j) for j in await store.journeys(failed_only)]})
+
+
+@inject
+async def list_audit(
+    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+) -> JSONResponse:
+    require_admin(request, settings)
+    since = _since(request.query_params.get("since"))
+    entries = await store.audit_log(request.query_params.get("action") or None, since)
+    return JSONResponse({"entries": [_plain(attrs.asdict(e)) for e in entries]})
+
+
+@inject
+async def retry_journey(
+    request: Request, retry: RetryJourney = Provide["retry_journey"], settings: Settings = Provide["settings"]
+) -> JSONResponse:
+    require_admin(request, settings)
+    journey = await retry(request.path_params["journey_id"])
+    return JSONResponse({"journey": journey_json(journey), "retrying": [s.value for s in journey.failed_steps]},
+                        status_code=202)
+
+
+def payment_json(p: Payment) -> dict[str, Any]:
+    return _plain({
+        "id": p.id, "phone": p.phone.e164, "email": p.email, "tier": p.tier, "amount_cents": p.amount_cents,
+        "payment_type": p.payment_type.value if p.payment_type else None, "status": p.status.value,
+        "checkout_session_id": p.checkout_session_id, "customer_id": p.customer_id,
+        "subscription_id": p.subscription_id, "phone_proven": p.phone_proven, "created_at": p.created_at,
+        "updated_at": p.updated_at,
+    })
+
+
+def journey_json(j: Journey) -> dict[str, Any]:
+    return _plain({
+        "id": j.id, "payment_id": j.payment_id, "started_at": j.started_at, "completed_at": j.completed_at,
+        "steps": {s.value: _plain(attrs.asdict(r)) for s, r in j.steps.items()},
+        "failed_steps": {s.value: error for s, error in j.failed_steps.items()},
+    })
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(400, f"since must be an ISO 8601 time, not {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

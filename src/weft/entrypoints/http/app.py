@@ -8,31 +8,41 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from weft.containers import Container
-from weft.domain.errors import InvalidPhoneNumber, InvalidSignature, MalformedWebhook
-from weft.entrypoints.http import admin, bird_webhook
+from weft.containers import Container, background_workers
+from weft.domain.errors import (
+    InvalidCheckout,
+    InvalidPhoneNumber,
+    InvalidSignature,
+    MalformedWebhook,
+    PaymentProviderError,
+    PaymentProviderUnavailable,
+    UnknownJourney,
+)
+from weft.entrypoints.http import admin, bird_webhook, checkout, pages
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_MAX_BYTES = 256 * 1024
+API_MAX_BYTES = 16 * 1024
 
 
 def create_app(container: Container) -> Starlette:
     """The HTTP app; the lifespan starts outbox delivery (which first sends whatever a crash left pending)."""
-    container.wire(modules=[bird_webhook, admin])
+    container.wire(modules=[bird_webhook, admin, checkout, pages])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        worker = container.outbox_worker()
-        worker.start()
+        workers = background_workers(container)
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
-            await worker.stop()
-            await container.http_client().aclose()
-            container.store().close()
+            for worker in workers:
+                await worker.stop()
+            await close_clients(container)
 
     return Starlette(
         routes=routes(),
@@ -40,15 +50,38 @@ def create_app(container: Container) -> Starlette:
         exception_handlers={
             MalformedWebhook: _bad_request,
             InvalidPhoneNumber: _bad_request,
+            InvalidCheckout: _invalid_checkout,
             InvalidSignature: _unauthorized,
+            UnknownJourney: _not_found,
+            PaymentProviderUnavailable: _unavailable,
+            PaymentProviderError: _provider_refused,
             HTTPException: _http_error,
         },
     )
 
 
-def routes() -> list[Route]:
+async def close_clients(container: Container) -> None:
+    """Close the HTTP clients and the store; used by the app's lifespan and the CLI."""
+    gateway = container.payment_gateway()
+    if hasattr(gateway, "aclose"):
+        await gateway.aclose()
+    await container.http_client().aclose()
+    container.store().close()
+
+
+def routes() -> list[BaseRoute]:
     return [
+        *pages.page_routes(),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/api/stripe/create-checkout-session", checkout.create_checkout_session, methods=["POST"],
+              max_body_size=API_MAX_BYTES),
+        Route("/api/stripe/session", checkout.checkout_session_status, methods=["GET"]),
+        Route("/api/stripe/webhook", checkout.receive_stripe_event, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
+        Route("/test-checkout/{session_id}/pay", checkout.pay_test_checkout, methods=["POST"]),
+        Route("/api/admin/payments", admin.list_payments, methods=["GET"]),
+        Route("/api/admin/journeys", admin.list_journeys, methods=["GET"]),
+        Route("/api/admin/journeys/{journey_id}/retry", admin.retry_journey, methods=["POST"]),
+        Route("/api/admin/audit", admin.list_audit, methods=["GET"]),
         Route("/bird-sms-webhook", bird_webhook.receive_bird_sms, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
         Route("/bird-sms-webhook", bird_webhook.verify_bird_endpoint, methods=["GET"]),
         Route("/api/admin/subscribers", admin.list_subscribers, methods=["GET"]),
@@ -63,6 +96,25 @@ async def healthz(request: Request) -> Response:
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def _invalid_checkout(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidCheckout)
+    return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=404)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("payment provider unavailable on %s: %s", request.url.path, exc)
+    return JSONResponse({"error": f"payment provider unavailable, try again: {exc}"}, status_code=503)
+
+
+async def _provider_refused(request: Request, exc: Exception) -> Response:
+    log.warning("payment provider refused on %s: %s", request.url.path, exc)
+    return JSONResponse({"error": f"payment provider refused the request: {exc}"}, status_code=502)
 
 
 async def _unauthorized(request: Request, exc: Exception) -> Response:

@@ -3,18 +3,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-
-from weft.application.deliver_outbox import DeliverOutbox
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
 
-class OutboxWorker:
-    """Runs outbox delivery in the background: woken after each commit that queued a message,
-    and polling so retries come due and messages left pending by a crash are picked up at start."""
+class BackgroundWorker:
+    """Runs one batch task in the background: woken after each commit that queued work for it, and polling so
+    retries come due and work left pending by a crash is picked up at start."""
 
-    def __init__(self, deliver: DeliverOutbox, poll_seconds: float = 1.0) -> None:
-        self._deliver = deliver
+    def __init__(self, name: str, task: Callable[[], Awaitable[int]], poll_seconds: float = 1.0) -> None:
+        self._name = name
+        self._task_fn = task
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -23,7 +23,7 @@ class OutboxWorker:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="weft-outbox")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"weft-{self._name}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -33,18 +33,18 @@ class OutboxWorker:
             self._task = None
 
     async def drain(self) -> int:
-        """Deliver until nothing is due now; returns how many sends were attempted."""
+        """Run the task until nothing is due now; returns how many items it handled."""
         total = 0
-        while attempted := await self._deliver():
-            total += attempted
+        while handled := await self._task_fn():
+            total += handled
         return total
 
     async def _run(self) -> None:
         while True:
             try:
                 await self.drain()
-            except Exception:  # a database hiccup must not kill delivery for the life of the process
-                log.exception("outbox delivery failed; retrying")
+            except Exception:  # a database hiccup must not stop background work for the life of the process
+                log.exception("%s failed; retrying", self._name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
             self._wake.clear()

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from weft.adapters import sql_schema as t
+from weft.application.ports import Cancellation
+from weft.domain.journey import AuditEntry, Journey, Step, StepRecord
+from weft.domain.payment import Payment, PaymentStatus
+from weft.domain.phone import PhoneNumber
+from weft.domain.tiers import PaymentType
+
+
+class PaymentRows:
+    """The payment, journey, audit and cancellation half of SqlTransaction."""
+
+    _c: sa.Connection
+    _insert: Any
+
+    def record_event(self, event_id: str, at: datetime) -> bool:
+        statement = self._insert(t.processed_events).values(event_id=event_id, processed_at=at)
+        inserted = statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+            t.processed_events.c.event_id
+        )
+        return self._c.execute(inserted).first() is not None
+
+    def get_payment(self, payment_id: str) -> Payment | None:
+        return self._payment_where(t.payments.c.id == payment_id)
+
+    def payment_by_session(self, session_id: str) -> Payment | None:
+        return self._payment_where(t.payments.c.checkout_session_id == session_id)
+
+    def payment_by_subscription(self, subscription_id: str) -> Payment | None:
+        return self._payment_where(t.payments.c.subscription_id == subscription_id)
+
+    def save_payment(self, payment: Payment) -> None:
+        values = payment_values(payment)
+        statement = self._insert(t.payments).values(**values)
+        self._c.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
+
+    def get_journey(self, journey_id: str) -> Journey | None:
+        row = self._c.execute(sa.select(t.journeys).where(t.journeys.c.id == journey_id)).first()
+        return None if row is None else journey_from_row(row)
+
+    def save_journey(self, journey: Journey, next_run_at: datetime | None) -> None:
+        values = {**journey_values(journey), "next_run_at": next_run_at}
+        statement = self._insert(t.journeys).values(**values)
+        self._c.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
+
+    def due_journeys(self, now: datetime, limit: int) -> list[Journey]:
+        query = (
+            sa.select(t.journeys).where(t.journeys.c.next_run_at <= now).order_by(t.journeys.c.next_run_at)
+            .limit(limit).with_for_update(skip_locked=True)
+        )
+        return [journey_from_row(row) for row in self._c.execute(query)]
+
+    def audit(self, entry: AuditEntry) -> None:
+        self._c.execute(t.audit_log.insert().values(
+            action=entry.action, at=entry.at, phone=entry.phone, payment_id=entry.payment_id, details=entry.details,
+        ))
+
+    def request_cancellation(self, cancellation: Cancellation) -> None:
+        statement = self._insert(t.cancellations).values(**cancellation_values(cancellation))
+        self._c.execute(statement.on_conflict_do_nothing(index_elements=["subscription_id"]))
+
+    def due_cancellations(self, now: datetime, limit: int) -> list[Cancellation]:
+        c = t.cancellations.c
+        query = (
+            sa.select(t.cancellations).where(c.status == "pending", c.next_attempt_at <= now)
+            .order_by(c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+        )
+        return [cancellation_from_row(row) for row in self._c.execute(query)]
+
+    def save_cancellation(self, cancellation: Cancellation) -> None:
+        values = cancellation_values(cancellation)
+        self._c.execute(
+            t.cancellations.update().where(t.cancellations.c.subscription_id == cancellation.subscription_id)
+            .values(**values)
+        )
+
+    def _payment_where(self, condition: sa.ColumnElement[bool]) -> Payment | None:
+        row = self._c.execute(sa.select(t.payments).where(condition)).first()
+        return None if row is None else payment_from_row(row)
+
+
+def payment_values(p: Payment) -> dict[str, Any]:
+    return {
+        "id": p.id, "phone": p.phone.e164, "email": p.email, "tier": p.tier, "amount_cents": p.amount_cents,
+        "payment_type": p.payment_type.value if p.payment_type else None, "status": p.status.value,
+        "checkout_session_id": p.checkout_session_id, "customer_id": p.customer_id,
+        "subscription_id": p.subscription_id, "past_due_notified": p.past_due_notified,
+        "phone_proven": p.phone_proven,
+        "created_at": p.created_at, "updated_at": p.updated_at,
+    }
+
+
+def payment_from_row(row: sa.Row[Any]) -> Payment:
+    m = row._mapping
+    return Payment(
+        id=m["id"], phone=PhoneNumber(m["phone"]), email=m["email"], tier=m["tier"],
+        amount_cents=m["amount_cents"], payment_type=PaymentType(m["payment_type"]) if m["payment_type"] else None,
+        created_at=m["created_at"], updated_at=m["updated_at"], status=PaymentStatus(m["status"]),
+        checkout_session_id=m["checkout_session_id"], customer_id=m["customer_id"],
+        subscription_id=m["subscription_id"], past_due_notified=bool(m["past_due_notified"]),
+        phone_proven=bool(m["phone_proven"]),
+    )
+
+
+def journey_values(j: Journey) -> dict[str, Any]:
+    steps = {s.value: {"at": r.at.isoformat(), "ok": r.ok, "detail": r.detail} for s, r in j.steps.items()}
+    return {"id": j.id, "payment_id": j.payment_id, "steps": steps, "started_at": j.started_at,
+            "completed_at": j.completed_at}
+
+
+def journey_from_row(row: sa.Row[Any]) -> Journey:
+    m = row._mapping
+    steps = {
+        Step(name): StepRecord(datetime.fromisoformat(r["at"]), bool(r["ok"]), r.get("detail", ""))
+        for name, r in m["steps"].items()
+    }
+    return Journey(id=m["id"], payment_id=m["payment_id"], started_at=m["started_at"], steps=steps,
+                   completed_at=m["completed_at"])
+
+
+def audit_from_row(row: sa.Row[Any]) -> AuditEntry:
+    m = row._mapping
+    return AuditEntry(action=m["action"], at=m["at"], phone=m["phone"], payment_id=m["payment_id"],
+                      details=dict(m["details"] or {}))
+
+
+def cancellation_values(c: Cancellation) -> dict[str, Any]:
+    return {"subscription_id": c.subscription_id, "phone": c.phone.e164, "status": c.status,
+            "attempts": c.attempts, "next_attempt_at": c.next_attempt_at, "error": c.error,
+            "requested_at": c.requested_at}
+
+
+def cancellation_from_row(row: sa.Row[Any]) -> Cancellation:
+    m = row._mapping
+    return Cancellation(subscription_id=m["subscription_id"], phone=PhoneNumber(m["phone"]),
+                        requested_at=m["requested_at"], status=m["status"], attempts=m["attempts"],
+                        next_attempt_at=m["next_attempt_at"], error=m["error"])

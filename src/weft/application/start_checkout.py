@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import quote
+
+import attrs
+from email_validator import EmailNotValidError, validate_email
+
+from weft.application.fulfilment import fulfil
+from weft.application.link_tokens import LinkTokens
+from weft.application.phone_numbers import normalise_phone
+from weft.application.ports import CheckoutRequest, Clock, IdGenerator, PaymentGateway, Store, Transaction
+from weft.domain.errors import InvalidCheckout, InvalidPhoneNumber
+from weft.domain.journey import AuditEntry
+from weft.domain.payment import Payment, PaymentStatus
+from weft.domain.phone import PhoneNumber
+from weft.domain.tiers import AmountBounds, PaymentType, TierChoice, choose_tier
+
+IDEMPOTENCY_WINDOW_SECONDS = 600
+"""Identical requests in this window (a double click, a reload) open the same checkout session."""
+
+
+@attrs.frozen
+class CheckoutForm:
+    """The landing page's request, as received: every field is checked before anything happens."""
+
+    tier: object
+    email: object
+    phone: object
+    amount: object = None
+    payment_type: object = None
+    token: object = None
+
+
+@attrs.frozen
+class CheckoutSettings:
+    public_url: str
+    bounds: AmountBounds = AmountBounds()
+    default_region: str = "US"
+    product_name: str = "Community Weft membership"
+
+
+@attrs.frozen
+class CheckoutResult:
+    """Where the page goes next: the provider's checkout (paid) or our success page (free)."""
+
+    url: str | None = None
+    redirect: str | None = None
+
+
+@attrs.frozen
+class _Applicant:
+    choice: TierChoice
+    email: str
+    phone: PhoneNumber
+    token_valid: bool
+
+
+class StartCheckout:
+    """Validate a sign-up; record a free member at once, or open a paid checkout and record it as pending."""
+
+    def __init__(self, store: Store, gateway: PaymentGateway, clock: Clock, ids: IdGenerator, links: LinkTokens,
+                 settings: CheckoutSettings, on_journey: Callable[[], None] = lambda: None) -> None:
+        self._store, self._gateway, self._clock, self._ids = store, gateway, clock, ids
+        self._links, self._settings, self._on_journey = links, settings, on_journey
+
+    async def __call__(self, form: CheckoutForm) -> CheckoutResult:
+        applicant = self._validate(form)
+        if applicant.choice.is_free:
+            return await self._join_free(applicant)
+        return await self._open_checkout(applicant)
+
+    def _validate(self, form: CheckoutForm) -> _Applicant:
+        choice = choose_tier(form.tier, form.amount, form.payment_type, self._settings.bounds)
+        phone = _phone(form.phone, self._settings.default_region)
+        token_valid = isinstance(form.token, str) and self._links.verify(form.token, phone)
+        return _Applicant(choice, _email(form.email), phone, token_valid)
+
+    async def _join_free(self, applicant: _Applicant) -> CheckoutResult:
+        now = self._clock.now()
+        payment_id = f"pay_{self._ids()}"
+        session_id = f"free_{payment_id}"
+
+        def join(tx: Transaction) -> None:
+            payment = self._payment(tx, applicant, payment_id, now, session_id, customer_id=None)
+            payment.move_to(PaymentStatus.COMPLETED, now)
+            tx.save_payment(payment)
+            tx.audit(_audit("signup.free", payment, now))
+            fulfil(tx, payment, now)
+
+        await self._store.transaction(join)
+        self._on_journey()
+        return CheckoutResult(redirect=f"/success?session_id={session_id}")
+
+    async def _open_checkout(self, applicant: _Applicant) -> CheckoutResult:
+        customer = await self._gateway.find_or_create_customer(applicant.email, applicant.phone.e164)
+        session = await self._gateway.create_checkout_session(self._request(applicant, customer.id))
+        now = self._clock.now()
+
+        def record(tx: Transaction) -> None:
+            if tx.payment_by_session(session.id) is not None:
+                return  # a double click: the same session is already recorded
+            payment = self._payment(tx, applicant, f"pay_{self._ids()}", now, session.id, customer.id)
+            tx.save_payment(payment)
+            tx.audit(_audit("checkout.opened", payment, now))
+
+        await self._store.transaction(record)
+        return CheckoutResult(url=session.url)
+
+    def _payment(self, tx: Transaction, applicant: _Applicant, payment_id: str, now: datetime, session_id: str,
+                 customer_id: str | None) -> Payment:
+        subscriber = tx.get_subscriber(applicant.phone)
+        proven = applicant.token_valid or (subscriber is not None and subscriber.texted_in)
+        choice = applicant.choice
+        return Payment(
+            id=payment_id, phone=applicant.phone, email=applicant.email, tier=choice.tier,
+            amount_cents=choice.cents, payment_type=choice.payment_type, created_at=now, updated_at=now,
+            checkout_session_id=session_id, customer_id=customer_id, phone_proven=proven,
+        )
+
+    def _request(self, applicant: _Applicant, customer_id: str) -> CheckoutRequest:
+        choice, base = applicant.choice, self._settings.public_url.rstrip("/")
+        metadata = {"phone": applicant.phone.e164, "tier": choice.tier,
+                    "payment_type": choice.payment_type.value if choice.payment_type else ""}
+        return CheckoutRequest(
+            customer_id=customer_id, amount_cents=choice.cents, monthly=choice.payment_type is PaymentType.MONTHLY,
+            product_name=f"{self._settings.product_name} ({choice.label})",
+            success_url=f"{base}/success?session_id={{CHECKOUT_SESSION_ID}}",
+            cancel_url=f"{base}/?phone={quote(applicant.phone.e164, safe='')}", metadata=metadata,
+            idempotency_key=self._idempotency_key(customer_id, choice),
+        )
+
+    def _idempotency_key(self, customer_id: str, choice: TierChoice) -> str:
+        window = int(self._clock.now().timestamp()) // IDEMPOTENCY_WINDOW_SECONDS
+        material = f"{customer_id}|{choice.tier}|{choice.cents}|{choice.payment_type}|{window}"
+        return "checkout-" + hashlib.sha256(material.encode()).hexdigest()[:40]
+
+
+def _email(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidCheckout("email", "is required")
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise InvalidCheckout("email", f"is not a valid address: {exc}") from None
+
+
+def _phone(value: object, region: str) -> PhoneNumber:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidCheckout("phone", "is required")
+    try:
+        return normalise_phone(value, region)
+    except InvalidPhoneNumber as exc:
+        raise InvalidCheckout("phone", f"is not valid: {exc}") from None
+
+
+def _audit(action: str, payment: Payment, now: datetime) -> AuditEntry:
+    return AuditEntry(action, now, payment.phone.e164, payment.id,
+                      {"tier": payment.tier, "amount_cents": payment.amount_cents,
+                       "payment_type": payment.payment_type.value if payment.payment_type else None,
+                       "session_id": payment.checkout_session_id, "phone_proven": payment.phone_proven})

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from dependency_injector.wiring import Provide, inject
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from weft.adapters.console_email import mask_email
+from weft.adapters.stripe_webhooks import parse_stripe_event
+from weft.adapters.test_mode_payments import TestModePaymentGateway
+from weft.application.handle_payment_event import HandlePaymentEvent
+from weft.application.ports import PaymentEvent, Store
+from weft.application.start_checkout import CheckoutForm, StartCheckout
+from weft.config import Settings
+from weft.domain.errors import InvalidCheckout, InvalidSignature
+
+FORM_FIELDS = ("tier", "email", "phone", "amount", "payment_type", "token")
+
+
+@inject
+async def create_checkout_session(
+    request: Request, start: StartCheckout = Provide["start_checkout"]
+) -> JSONResponse:
+    """Validate the landing page's choice; answer {url} for a paid checkout or {redirect} for a free sign-up."""
+    body = await _json_object(request)
+    result = await start(CheckoutForm(**{name: body.get(name) for name in FORM_FIELDS}))
+    return JSONResponse({"url": result.url} if result.url else {"redirect": result.redirect})
+
+
+@inject
+async def checkout_session_status(
+    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+) -> JSONResponse:
+    """What the success page shows, and nothing more: contact details come back masked."""
+    session_id = request.query_params.get("session_id", "")
+    payment = await store.payment_for_session(session_id) if session_id else None
+    if payment is None:
+        raise HTTPException(404, "unknown session_id")
+    return JSONResponse({
+        "status": payment.status.value, "tier": payment.tier, "amount": payment.amount_cents // 100,
+        "payment_type": payment.payment_type.value if payment.payment_type else None,
+        "email": mask_email(payment.email), "phone": payment.phone.masked, "test_mode": settings.test_mode_checkout,
+    })
+
+
+@inject
+async def receive_stripe_event(
+    request: Request, handle: HandlePaymentEvent = Provide["handle_payment_event"],
+    settings: Settings = Provide["settings"],
+) -> JSONResponse:
+    """Verify the signature on the raw body, then apply the event once; 5xx only for transient faults."""
+    if not settings.stripe_webhook_secret:
+        raise InvalidSignature("STRIPE_WEBHOOK_SECRET is not configured, so no Stripe event can be verified")
+    body = await request.body()
+    event = parse_stripe_event(body, request.headers.get("stripe-signature"), settings.stripe_webhook_secret)
+    outcome = await handle(event)
+    return JSONResponse({"status": outcome.value})
+
+
+@inject
+async def pay_test_checkout(
+    request: Request, gateway: Any = Provide["payment_gateway"],
+    handle: HandlePaymentEvent = Provide["handle_payment_event"],
+) -> Response:
+    """Test mode only: complete the session and run the same use case a Stripe webhook would."""
+    if not isinstance(gateway, TestModePaymentGateway):
+        raise HTTPException(404, "test-mode checkout is off: a Stripe key is configured")
+    session_id = request.path_params["session_id"]
+    state = gateway.pay(session_id)
+    completed = {"id": session_id, "object": "checkout.session"}
+    await handle(PaymentEvent(f"evt_test_mode_{session_id}", "checkout.session.completed", completed))
+    success = urlsplit(gateway.session(session_id).request.success_url.replace("{CHECKOUT_SESSION_ID}", state.id))
+    # Relative, so the test checkout works on whatever host and port the page was opened.
+    return RedirectResponse(f"{success.path}?{success.query}", status_code=303)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidCheckout("body", "must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidCheckout("body", "must be a JSON object")
+    return body

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import attrs
+from dependency_injector.wiring import Provide, inject
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from weft.adapters.test_mode_payments import TestModePaymentGateway, TestSession
+from weft.config import Settings
+from weft.domain.errors import PaymentProviderError
+from weft.domain.tiers import FIXED_TIERS
+
+HERE = Path(__file__).parent
+TEMPLATES_DIR = HERE / "templates"
+STATIC_DIR = HERE / "static"
+
+
+@attrs.frozen
+class TierOption:
+    value: str
+    label: str
+
+
+TIERS = (
+    TierOption("free", "Free"),
+    *(TierOption(name, f"${dollars}") for name, dollars in FIXED_TIERS.items()),
+    TierOption("custom", "Custom"),
+)
+
+
+def page_routes() -> list[BaseRoute]:
+    """The member-facing pages and their static files."""
+    return [
+        Route("/", landing, methods=["GET"], name="landing"),
+        Route("/success", success, methods=["GET"], name="success"),
+        Route("/test-checkout/{session_id}", test_checkout, methods=["GET"], name="test_checkout"),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+
+@functools.cache
+def templates() -> Jinja2Templates:
+    return Jinja2Templates(directory=TEMPLATES_DIR)
+
+
+@inject
+async def landing(request: Request, settings: Settings = Provide["settings"]) -> Response:
+    low, high = settings.checkout_min_dollars, settings.checkout_max_dollars
+    return templates().TemplateResponse(request, "landing.html", {
+        "tiers": TIERS,
+        "min_amount": low,
+        "max_amount": high,
+        "bounds_message": f"Enter a whole-dollar amount between ${low:,} and ${high:,}",
+        "test_mode": settings.test_mode_checkout,
+    })
+
+
+async def success(request: Request) -> Response:
+    return templates().TemplateResponse(request, "success.html", {})
+
+
+@inject
+async def test_checkout(
+    request: Request,
+    settings: Settings = Provide["settings"],
+    gateway: object = Provide["payment_gateway"],
+) -> Response:
+    session = _test_session(settings, gateway, request.path_params["session_id"])
+    if session is None:
+        return not_found(request, "We could not find that test checkout. It may have expired or the app restarted.")
+    return templates().TemplateResponse(request, "test_checkout.html", {
+        "session_id": request.path_params["session_id"],
+        "product_name": session.request.product_name,
+        "amount": format_dollars(session.request.amount_cents),
+        "monthly": session.request.monthly,
+        "status": session.state.status,
+        "cancel_url": session.request.cancel_url,
+    })
+
+
+def _test_session(settings: Settings, gateway: object, session_id: str) -> TestSession | None:
+    if not settings.test_mode_checkout or not isinstance(gateway, TestModePaymentGateway):
+        return None
+    try:
+        return gateway.session(session_id)
+    except PaymentProviderError:
+        return None
+
+
+def not_found(request: Request, message: str) -> Response:
+    return templates().TemplateResponse(request, "not_found.html", {"message": message}, status_code=404)
+
+
+def format_dollars(cents: int) -> str:
+    """$10, $1,000 or $12.50: whole amounts without cents."""
+    if cents % 100 == 0:
+        return f"${cents // 100:,}"
+    return f"${cents / 100:,.2f}"
