@@ -113,7 +113,7 @@ class Container(containers.DeclarativeContainer):
 
     deliver_outbox = providers.Singleton(DeliverOutbox, store, sms, clock, retry_policy)
     outbox_worker = providers.Singleton(BackgroundWorker, "outbox", deliver_outbox, worker_poll_seconds)
-    run_journeys = providers.Singleton(RunJourneys, store, sms, email, clock, replies, send_policy)
+    run_journeys = providers.Singleton(RunJourneys, store, sms, email, clock, replies, send_policy, ids)
     journey_worker = providers.Singleton(BackgroundWorker, "journeys", run_journeys, worker_poll_seconds)
     cancel_subscriptions = providers.Singleton(CancelSubscriptions, store, payment_gateway, clock, retry_policy)
     cancellation_worker = providers.Singleton(

@@ -15,6 +15,8 @@ import uvicorn
 from dependency_injector import providers
 
 from tests.integration.loopback import LoopbackBird
+from tests.integration.loopback_stripe import LoopbackStripe
+from tests.integration.test_email_adapters import Inbox, start_smtp
 from weft.application.deliver_outbox import RetryPolicy
 from weft.application.run_journeys import SendPolicy
 from weft.bootstrap import bootstrap
@@ -26,6 +28,8 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 ADMIN_TOKEN = "admin-secret-token"
 SIGNING_KEY = "bird-test-signing-key"
 PUBLIC_URL = "https://sms.example.com"
+STRIPE_KEY = "sk_test_weft_loopback"
+STRIPE_WEBHOOK_SECRET = "whsec_test_weft_loopback"
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -130,5 +134,33 @@ def start_app(container: Container) -> RunningApp:
 @pytest.fixture
 def app(settings: Settings) -> Iterator[RunningApp]:
     running = start_app(fast_container(settings))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def stripe_server() -> Iterator[LoopbackStripe]:
+    server = LoopbackStripe(api_key=STRIPE_KEY).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    controller = start_smtp(inbox)
+    yield inbox, int(controller.port)
+    controller.stop()
+
+
+@pytest.fixture
+def stripe_app(settings: Settings, stripe_server: LoopbackStripe, smtp_inbox: tuple[Inbox, int]) -> Iterator[RunningApp]:
+    """The app on the real Stripe adapter (against loopback Stripe), Bird SMS and SMTP email."""
+    configured = attrs.evolve(
+        settings, stripe_secret_key=STRIPE_KEY, stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
+        stripe_api_base=stripe_server.url, email_provider="smtp", smtp_host="127.0.0.1", smtp_port=smtp_inbox[1],
+        smtp_tls="none", link_secret="link-secret-for-tests",
+    )
+    running = start_app(fast_container(configured))
     yield running
     running.stop()

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import attrs
 
 from weft.application.fulfilment import audit_step
-from weft.application.ports import Clock, EmailSender, OutboxEntry, SmsSender, Store, Transaction
+from weft.application.ports import Clock, EmailSender, IdGenerator, OutboxEntry, SmsSender, Store, Transaction
 from weft.application.replies import Replies
 from weft.application.welcome_email import welcome_email
 from weft.domain.errors import UnknownJourney
@@ -33,9 +34,9 @@ class RunJourneys:
     """Run the remaining steps of due journeys: welcome SMS, then welcome email, then access."""
 
     def __init__(self, store: Store, sms: SmsSender, email: EmailSender, clock: Clock, replies: Replies,
-                 policy: SendPolicy) -> None:
+                 policy: SendPolicy, ids: IdGenerator = lambda: uuid.uuid4().hex) -> None:
         self._store, self._sms, self._email = store, sms, email
-        self._clock, self._replies, self._policy = clock, replies, policy
+        self._clock, self._replies, self._policy, self._ids = clock, replies, policy, ids
 
     async def __call__(self) -> int:
         now = self._clock.now()
@@ -78,7 +79,7 @@ class RunJourneys:
         pending = subscriber.consent is Consent.PENDING
         kind = MessageKind.CONFIRMATION_REQUEST if pending else MessageKind.WELCOME
         text = self._replies.confirmation_request if pending else self._replies.welcome
-        return OutboundSms(id=f"{kind.value}-{journey.id}", to=payment.phone, text=text, kind=kind)
+        return OutboundSms(id=self._ids(), to=payment.phone, text=text, kind=kind)
 
     async def _send_email(self, journey: Journey, payment: Payment) -> None:
         sms_failed = Step.SMS_SENT in journey.failed_steps
