@@ -154,7 +154,9 @@ def smtp_inbox() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def stripe_app(settings: Settings, stripe_server: LoopbackStripe, smtp_inbox: tuple[Inbox, int]) -> Iterator[RunningApp]:
+def stripe_app(
+    settings: Settings, stripe_server: LoopbackStripe, smtp_inbox: tuple[Inbox, int]
+) -> Iterator[RunningApp]:
     """The app on the real Stripe adapter (against loopback Stripe), Bird SMS and SMTP email."""
     configured = attrs.evolve(
         settings, stripe_secret_key=STRIPE_KEY, stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
