@@ -5,7 +5,7 @@ from datetime import datetime
 from weft.application.ports import Transaction
 from weft.domain.journey import AuditEntry, Journey, Step
 from weft.domain.payment import Payment
-from weft.domain.subscriber import Subscriber
+from weft.domain.subscriber import Membership, Subscriber
 
 
 def fulfil(tx: Transaction, payment: Payment, now: datetime) -> Journey:
@@ -28,8 +28,11 @@ def fulfil(tx: Transaction, payment: Payment, now: datetime) -> Journey:
 
 
 def _update_member(subscriber: Subscriber, payment: Payment, now: datetime) -> None:
-    tier = None if payment.tier == "free" else payment.tier
-    subscriber.become_member(tier, payment.email, now, payment.customer_id, payment.subscription_id)
+    if payment.tier == "free" and subscriber.membership is Membership.PAID:
+        subscriber.email = payment.email  # joining free never ends a paid membership; UNSUB does
+    else:
+        tier = None if payment.tier == "free" else payment.tier
+        subscriber.become_member(tier, payment.email, now, payment.customer_id, payment.subscription_id)
     if payment.phone_proven:
         subscriber.opt_in(now, None, reason=f"web sign-up ({payment.tier}) with a proven phone")
     else:

@@ -145,14 +145,14 @@ class HandlePaymentEvent:
             tx.audit(AuditEntry("subscription.unmatched", now, details={"subscription_id": sub.id,
                                                                          "event": event_type}))
             return
-        status = PaymentStatus.PAST_DUE if event_type == "invoice.payment_failed" else _SUBSCRIPTION_STATUS.get(
-            sub.status)
-        changed = self._move(tx, payment, status, now)
+        # The re-read subscription decides, not the event: a stale failure must not revive a cancelled member.
+        changed = self._move(tx, payment, _SUBSCRIPTION_STATUS.get(sub.status), now)
         if event_type == "invoice.paid":
             tx.audit(_payment_audit("subscription.renewed", payment, now))
         if changed and payment.status is PaymentStatus.CANCELLED:
             self._downgrade(tx, payment, now)
-        if payment.status is PaymentStatus.PAST_DUE and payment.claim_past_due_notice():
+        if event_type == "invoice.payment_failed" and payment.status is PaymentStatus.PAST_DUE \
+                and payment.claim_past_due_notice():
             tx.save_payment(payment)
             self._notify_past_due(tx, payment, now)
 

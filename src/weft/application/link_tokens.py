@@ -29,7 +29,7 @@ class LinkTokens:
             return False
         if expires < self._clock.now().timestamp():
             return False
-        return hmac.compare_digest(mac, self._mac(phone, expires))
+        return hmac.compare_digest(mac.encode(), self._mac(phone, expires).encode())
 
     def _mac(self, phone: PhoneNumber, expires: int) -> str:
         digest = hmac.new(self._key, f"{phone.e164}|{expires}".encode(), hashlib.sha256).digest()

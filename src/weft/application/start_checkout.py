@@ -80,10 +80,12 @@ class StartCheckout:
 
     async def _join_free(self, applicant: _Applicant) -> CheckoutResult:
         now = self._clock.now()
-        payment_id = f"pay_{self._ids()}"
+        payment_id = self._free_payment_id(applicant)
         session_id = f"free_{payment_id}"
 
         def join(tx: Transaction) -> None:
+            if tx.get_payment(payment_id) is not None:
+                return  # a double submit: the member is already recorded and their journey started
             payment = self._payment(tx, applicant, payment_id, now, session_id, customer_id=None)
             payment.move_to(PaymentStatus.COMPLETED, now)
             tx.save_payment(payment)
@@ -112,7 +114,10 @@ class StartCheckout:
     def _payment(self, tx: Transaction, applicant: _Applicant, payment_id: str, now: datetime, session_id: str,
                  customer_id: str | None) -> Payment:
         subscriber = tx.get_subscriber(applicant.phone)
-        proven = applicant.token_valid or (subscriber is not None and subscriber.texted_in)
+        # Texting in proves the phone, but a number that texted STOP has withdrawn consent: only a link token
+        # (fresh proof from the phone's holder) may bring it back.
+        texted_in = subscriber is not None and subscriber.texted_in and not subscriber.opted_out
+        proven = applicant.token_valid or texted_in
         choice = applicant.choice
         return Payment(
             id=payment_id, phone=applicant.phone, email=applicant.email, tier=choice.tier,
@@ -133,9 +138,16 @@ class StartCheckout:
         )
 
     def _idempotency_key(self, customer_id: str, choice: TierChoice) -> str:
+        material = f"{customer_id}|{choice.tier}|{choice.cents}|{choice.payment_type}"
+        return "checkout-" + self._digest(material, 40)
+
+    def _free_payment_id(self, applicant: _Applicant) -> str:
+        return "pay_free_" + self._digest(f"{applicant.phone.e164}|{applicant.email}", 24)
+
+    def _digest(self, material: str, length: int) -> str:
+        """Same material within one idempotency window, same digest."""
         window = int(self._clock.now().timestamp()) // IDEMPOTENCY_WINDOW_SECONDS
-        material = f"{customer_id}|{choice.tier}|{choice.cents}|{choice.payment_type}|{window}"
-        return "checkout-" + hashlib.sha256(material.encode()).hexdigest()[:40]
+        return hashlib.sha256(f"{material}|{window}".encode()).hexdigest()[:length]
 
 
 def _email(value: object) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import re
 
 import attrs
 
@@ -64,7 +65,7 @@ def _payment_type(value: object) -> PaymentType:
 
 
 def _custom_amount(value: object, bounds: AmountBounds) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidCheckout("amount", "must be a whole number of dollars")

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.harness import EMAIL, PHONE, World
+from weft.domain.errors import UnknownJourney
+from weft.domain.journey import STEPS, Step
+from weft.domain.messages import DeliveryStatus, MessageKind, SendResult
+from weft.domain.subscriber import Consent
+
+TRANSIENT = SendResult(accepted=False, error="HTTP 503", transient=True)
+INVALID_NUMBER = SendResult(accepted=False, error="HTTP 400: invalid number")
+MAILBOX_FULL = SendResult(accepted=False, error="550 mailbox full")
+
+
+async def joined(proven: bool = True) -> World:
+    """A member who signed up for the free tier, with a journey due now."""
+    w = World()
+    await w.sign_up("free", token=w.token() if proven else None)
+    return w
+
+
+async def test_a_due_journey_texts_the_welcome_then_emails_then_grants_access() -> None:
+    w = await joined()
+    assert await w.run_journeys() == 1
+    assert [m.text for m in w.sms.sent] == [w.replies.welcome]
+    assert [(e.to, e.subject) for e in w.email.sent] == [(EMAIL, "Welcome to Community Weft")]
+    assert w.store.actions()[-3:] == ["journey.sms_sent", "journey.email_sent", "journey.customer_access_granted"]
+
+
+async def test_a_journey_with_every_step_done_is_completed() -> None:
+    w = await joined()
+    await w.run_journeys()
+    journey = w.store.journey()
+    assert journey.completed_at == w.clock.now()
+    assert all(journey.succeeded(step) for step in STEPS)
+    assert (journey.to_run(), journey.failed_steps) == ([], {})
+
+
+async def test_the_welcome_text_is_kept_in_the_outbox_as_sent() -> None:
+    w = await joined()
+    await w.run_journeys()
+    (entry,) = w.store.messages()
+    assert (entry.status, entry.message.kind, entry.provider_id, entry.attempts) == (
+        DeliveryStatus.SENT, MessageKind.WELCOME, "fake-1", 1)
+
+
+async def test_a_journey_that_ran_is_not_run_again() -> None:
+    w = await joined()
+    await w.run_journeys()
+    w.clock.advance(3600)
+    assert await w.run_journeys() == 0
+    assert (len(w.sms.attempts), len(w.email.sent)) == (1, 1)
+
+
+async def test_a_refused_welcome_text_fails_the_step_with_the_error_and_the_rest_still_runs() -> None:
+    w = await joined()
+    w.sms.fail_next(INVALID_NUMBER)
+    await w.run_journeys()
+    journey = w.store.journey()
+    assert journey.failed_steps == {Step.SMS_SENT: "HTTP 400: invalid number"}
+    assert journey.succeeded(Step.EMAIL_SENT) and journey.succeeded(Step.CUSTOMER_ACCESS_GRANTED)
+    assert journey.completed_at is None
+    assert "journey.sms_sent.failed" in w.store.actions()
+
+
+async def test_the_welcome_email_says_the_text_could_not_be_delivered() -> None:
+    w = await joined()
+    w.sms.fail_next(INVALID_NUMBER)
+    await w.run_journeys()
+    (email,) = w.email.sent
+    assert "could not be delivered" in email.text
+    assert PHONE in email.text
+
+
+async def test_the_welcome_email_has_no_failure_note_when_the_text_was_delivered() -> None:
+    w = await joined()
+    await w.run_journeys()
+    assert "could not be delivered" not in w.email.sent[0].text
+
+
+async def test_a_refused_text_is_not_retried() -> None:
+    w = await joined()
+    w.sms.fail_next(INVALID_NUMBER)
+    await w.run_journeys()
+    assert len(w.sms.attempts) == 1
+    assert w.store.messages()[0].status is DeliveryStatus.FAILED
+
+
+async def test_transient_text_failures_are_retried_within_the_policy() -> None:
+    w = await joined()
+    w.sms.fail_next(TRANSIENT, TRANSIENT)
+    await w.run_journeys()
+    assert len(w.sms.attempts) == 3
+    assert w.store.journey().succeeded(Step.SMS_SENT)
+    assert w.store.messages()[0].attempts == 3
+
+
+async def test_transient_text_failures_beyond_the_policy_fail_the_step() -> None:
+    w = await joined()
+    w.sms.fail_next(TRANSIENT, TRANSIENT, TRANSIENT)
+    await w.run_journeys()
+    assert len(w.sms.attempts) == 3
+    assert w.store.journey().failed_steps == {Step.SMS_SENT: "HTTP 503"}
+
+
+async def test_when_text_and_email_both_fail_both_errors_are_recorded() -> None:
+    w = await joined()
+    w.sms.fail_next(INVALID_NUMBER)
+    w.email.fail_next(MAILBOX_FULL)
+    await w.run_journeys()
+    assert w.store.journey().failed_steps == {
+        Step.SMS_SENT: "HTTP 400: invalid number", Step.EMAIL_SENT: "550 mailbox full"}
+    assert w.store.journey().succeeded(Step.CUSTOMER_ACCESS_GRANTED)
+
+
+async def test_an_opted_out_member_is_not_texted_and_the_step_is_skipped() -> None:
+    w = await joined()
+    await w.text("STOP")
+    await w.run_journeys()
+    journey = w.store.journey()
+    assert w.sms.attempts == []
+    assert journey.succeeded(Step.SMS_SENT)
+    assert journey.steps[Step.SMS_SENT].detail.startswith("skipped")
+    assert journey.completed_at is not None
+
+
+async def test_a_member_with_an_unproven_phone_is_asked_to_reply_yes_instead_of_welcomed() -> None:
+    w = await joined(proven=False)
+    await w.run_journeys()
+    (message,) = w.sms.sent
+    assert (message.text, message.kind) == (
+        "Reply YES to confirm your Community Weft membership", MessageKind.CONFIRMATION_REQUEST)
+
+
+async def test_yes_from_a_member_awaiting_confirmation_subscribes_and_queues_the_welcome() -> None:
+    w = await joined(proven=False)
+    await w.run_journeys()
+    await w.text("Yes")
+    assert w.store.subscriber(PHONE).consent is Consent.SUBSCRIBED
+    queued = [e.message for e in w.store.messages(DeliveryStatus.PENDING)]
+    assert [(m.kind, m.text) for m in queued] == [(MessageKind.WELCOME, w.replies.welcome)]
+
+
+async def test_a_retry_resends_only_the_failed_email() -> None:
+    w = await joined()
+    w.email.fail_next(MAILBOX_FULL)
+    await w.run_journeys()
+    await w.retry_journey(w.store.journey().id)
+    assert await w.run_journeys() == 1
+    assert (len(w.sms.attempts), len(w.email.sent)) == (1, 1)
+    assert w.store.journey().completed_at is not None
+
+
+async def test_a_retry_resends_only_the_failed_text() -> None:
+    w = await joined()
+    w.sms.fail_next(INVALID_NUMBER)
+    await w.run_journeys()
+    await w.retry_journey(w.store.journey().id)
+    await w.run_journeys()
+    assert ([m.kind for m in w.sms.sent], len(w.email.sent)) == ([MessageKind.WELCOME], 1)
+    assert w.store.journey().failed_steps == {}
+    assert [e.status for e in w.store.messages()] == [DeliveryStatus.FAILED, DeliveryStatus.SENT]
+
+
+async def test_a_retry_is_audited_with_the_failed_steps() -> None:
+    w = await joined()
+    w.sms.fail_next(INVALID_NUMBER)
+    await w.run_journeys()
+    await w.retry_journey(w.store.journey().id)
+    (entry,) = [e for e in w.store.state.audit if e.action == "journey.retry_requested"]
+    assert entry.details["steps"] == ["sms_sent"]
+
+
+async def test_a_retry_of_a_completed_journey_runs_nothing() -> None:
+    w = await joined()
+    await w.run_journeys()
+    await w.retry_journey(w.store.journey().id)
+    assert await w.run_journeys() == 0
+
+
+async def test_retrying_an_unknown_journey_is_refused() -> None:
+    w = await joined()
+    with pytest.raises(UnknownJourney):
+        await w.retry_journey("jny_nope")
+
+
+async def test_a_paid_members_welcome_email_names_the_tier() -> None:
+    w = World()
+    await w.buy("25", "monthly")
+    await w.run_journeys()
+    assert "Your membership: $25 monthly." in w.email.sent[0].text
