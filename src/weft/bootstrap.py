@@ -32,3 +32,4 @@ def configure_logging(level: int = logging.INFO) -> None:
             handler.addFilter(MaskPhones())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("stripe").setLevel(logging.WARNING)
