@@ -1,6 +1,7 @@
 """Inbound webhook throughput: `weft serve` (SQLite, Bird via a loopback provider) against a bare Starlette endpoint.
 
 Usage: .venv/bin/python bench/inbound_webhook.py [--duration 10] [--warmup 3] [--connections 50] [--profile]
+                                                 [--split-delivery]
 
 Drives unique LOVE webhooks from distinct numbers at the Weft server, then the same bodies at a one-route
 Starlette app run with the same uvicorn call, and reports both req/s, their ratio and the webhook latencies.
@@ -61,6 +62,7 @@ class Options:
     connections: int
     drain_timeout: float
     profile: bool
+    split_delivery: bool
 
 
 @attrs.frozen
@@ -102,8 +104,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_servers(processes: Processes, ports: Ports, workdir: Path) -> Path:
-    """Start provider, bare app and weft; returns the SQLite database path."""
+def start_servers(processes: Processes, ports: Ports, workdir: Path, split: bool) -> Path:
+    """Start provider, bare app and weft (its web half only when split); returns the SQLite database path."""
     python = sys.executable
     database = workdir / "bench.db"
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -111,10 +113,18 @@ def start_servers(processes: Processes, ports: Ports, workdir: Path) -> Path:
                     base_env, workdir)
     processes.start("bare", [python, str(BENCH_DIR / "bare_app.py"), "--host", HOST, "--port", str(ports.bare)],
                     base_env, workdir)
-    weft = str(Path(python).parent / "weft")
-    processes.start("weft", [weft, "serve", "--host", HOST, "--port", str(ports.weft)],
+    serve = [str(Path(python).parent / "weft"), "serve"]
+    if split:
+        serve = [python, str(BENCH_DIR / "split_delivery.py"), "web"]
+    processes.start("weft", [*serve, "--host", HOST, "--port", str(ports.weft)],
                     {**base_env, **weft_env(ports, database)}, workdir)
     return database
+
+
+def start_delivery(processes: Processes, ports: Ports, workdir: Path, database: Path) -> None:
+    """The prototype's second process: outbox delivery alone, on the other core (after weft has migrated)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **weft_env(ports, database)}
+    processes.start("deliver", [sys.executable, str(BENCH_DIR / "split_delivery.py"), "deliver"], env, workdir)
 
 
 def weft_env(ports: Ports, database: Path) -> dict[str, str]:
@@ -177,7 +187,8 @@ async def bench_webhook(processes: Processes, ports: Ports, options: Options) ->
     make.check_numbers(upto=200_000)
     warmup = await loadgen.run(HOST, ports.weft, make, options.connections, options.warmup, marker=b'"processed"')
     profiler = start_profiler(processes, options)
-    result, cpu = await measured(processes, ["weft", "provider"], lambda: loadgen.run(
+    names = ["weft", "deliver", "provider"] if options.split_delivery else ["weft", "provider"]
+    result, cpu = await measured(processes, names, lambda: loadgen.run(
         HOST, ports.weft, make, options.connections, options.duration, marker=b'"processed"'))
     stop_profiler(profiler)
     sent = warmup.requests + result.requests
@@ -271,8 +282,10 @@ def passed(checks: dict[str, Any]) -> bool:
 
 async def bench(processes: Processes, options: Options, workdir: Path) -> dict[str, Any]:
     ports = Ports(weft=free_port(), bare=free_port(), provider=free_port())
-    database = start_servers(processes, ports, workdir)
+    database = start_servers(processes, ports, workdir, options.split_delivery)
     await wait_ready(processes, ports)
+    if options.split_delivery:
+        start_delivery(processes, ports, workdir, database)
     bare = await bench_bare(processes, ports, options)
     webhook, sent = await bench_webhook(processes, ports, options)
     checks = await verify(ports, database, webhook, sent, options.drain_timeout)
@@ -314,8 +327,11 @@ def parse_options() -> Options:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--drain-timeout", type=float, default=20.0, help="seconds to wait for the replies")
     parser.add_argument("--profile", action="store_true", help="py-spy the weft process during the measured run")
+    parser.add_argument("--split-delivery", action="store_true",
+                        help="prototype: deliver the outbox from a second process (bench/split_delivery.py)")
     args = parser.parse_args()
-    return Options(args.duration, args.warmup, args.connections, args.drain_timeout, args.profile)
+    return Options(args.duration, args.warmup, args.connections, args.drain_timeout, args.profile,
+                   args.split_delivery)
 
 
 def run_event_loop(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:

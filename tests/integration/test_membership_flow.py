@@ -30,8 +30,8 @@ def journeys(app: RunningApp) -> list[dict[str, Any]]:
 
 
 def wait_for_journey_end(app: RunningApp) -> dict[str, Any]:
-    app.wait_for(lambda: bool(journeys(app)) and (journeys(app)[0]["completed_at"] is not None
-                                                   or bool(journeys(app)[0]["failed_steps"])), timeout=10)
+    """Until every step of the newest journey has an outcome (done or failed)."""
+    app.wait_for(lambda: bool(journeys(app)) and len(journeys(app)[0]["steps"]) == 5, timeout=10)
     return journeys(app)[0]
 
 

@@ -34,11 +34,20 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
+class _UnitFailed(Exception):
+    """A unit of work raised inside a group: the group's transaction was rolled back."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class SqlStore:
     """The SQL store: writes from concurrent requests are group-committed by one writer thread.
 
-    Each unit of work runs in its own SAVEPOINT inside a shared transaction, so one failing unit
-    rolls back alone, and every caller resumes only after the shared COMMIT (one fsync) succeeded.
+    The units of a group run in one shared transaction; if one raises, the group is rolled back and rerun
+    with each unit in its own SAVEPOINT, so the failing unit fails alone (units must therefore be safe to
+    rerun after a rollback). Every caller resumes only after the COMMIT (one fsync) that includes its unit.
     """
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -95,11 +104,12 @@ class SqlStore:
         return group
 
     def _commit_group(self, connection: sa.Connection, group: list[_Job]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
         try:
-            with connection.begin():
-                tx = SqlTransaction(connection)
-                outcomes = [self._run_one(connection, tx, job, savepoint=len(group) > 1) for job in group]
+            try:
+                outcomes = self._run_plainly(connection, group)
+            except _UnitFailed as failed:
+                # Rolled back: a lone unit just failed; a group reruns with each unit in its own savepoint.
+                outcomes = [(False, failed.error)] if len(group) == 1 else self._run_isolated(connection, group)
         except Exception as exc:  # the COMMIT itself failed: nothing in the group is durable
             log.exception("group commit of %d units failed", len(group))
             outcomes = [(False, exc)] * len(group)
@@ -107,9 +117,23 @@ class SqlStore:
             job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
 
     @staticmethod
-    def _run_one(connection: sa.Connection, tx: SqlTransaction, job: _Job, savepoint: bool) -> tuple[bool, Any]:
-        if not savepoint:
-            return True, job.work(tx)
+    def _run_plainly(connection: sa.Connection, group: list[_Job]) -> list[tuple[bool, Any]]:
+        """Every unit in one transaction without savepoints; _UnitFailed (after rollback) if any unit raises."""
+        with connection.begin():
+            tx = SqlTransaction(connection)
+            try:
+                return [(True, job.work(tx)) for job in group]
+            except Exception as exc:
+                raise _UnitFailed(exc) from exc
+
+    def _run_isolated(self, connection: sa.Connection, group: list[_Job]) -> list[tuple[bool, Any]]:
+        """Every unit in its own SAVEPOINT of one transaction, so a failing unit rolls back alone."""
+        with connection.begin():
+            tx = SqlTransaction(connection)
+            return [self._run_one(connection, tx, job) for job in group]
+
+    @staticmethod
+    def _run_one(connection: sa.Connection, tx: SqlTransaction, job: _Job) -> tuple[bool, Any]:
         nested = connection.begin_nested()
         try:
             value = job.work(tx)

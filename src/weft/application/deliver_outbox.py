@@ -28,12 +28,15 @@ class RetryPolicy:
 class DeliverOutbox:
     """Send what is due in the outbox; retry transient faults with backoff, record permanent ones."""
 
-    def __init__(self, store: Store, sms: SmsSender, clock: Clock, policy: RetryPolicy, batch: int = 100) -> None:
+    def __init__(
+        self, store: Store, sms: SmsSender, clock: Clock, policy: RetryPolicy, batch: int = 100, concurrency: int = 8
+    ) -> None:
         self._store = store
         self._sms = sms
         self._clock = clock
         self._policy = policy
         self._batch = batch
+        self._concurrency = concurrency
 
     async def __call__(self) -> int:
         """Deliver one batch of due messages; returns how many were attempted."""
@@ -41,10 +44,16 @@ class DeliverOutbox:
         claimed = await self._store.transaction(lambda tx: self._claim(tx, now))
         if not claimed:
             return 0
-        results = await asyncio.gather(*(self._sms.send(entry.message) for entry in claimed))
+        # A few sends at a time: a hundred at once only opens a hundred connections and slows every one of them.
+        sending = asyncio.Semaphore(self._concurrency)
+        results = await asyncio.gather(*(self._send(sending, entry) for entry in claimed))
         done = self._clock.now()
         await self._store.transaction(lambda tx: self._record(tx, claimed, list(results), done))
         return len(claimed)
+
+    async def _send(self, sending: asyncio.Semaphore, entry: OutboxEntry) -> SendResult:
+        async with sending:
+            return await self._sms.send(entry.message)
 
     def _claim(self, tx: Transaction, now: datetime) -> list[OutboxEntry]:
         claimed = []
