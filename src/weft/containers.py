@@ -65,7 +65,11 @@ class Container(containers.DeclarativeContainer):
     ids = providers.Object(new_id)
     engine = providers.Singleton(create_engine, settings.provided.database_url)
     store = providers.Singleton(SqlStore, engine)
-    http_client = providers.Singleton(httpx.AsyncClient, timeout=httpx.Timeout(10.0, connect=5.0))
+    http_client = providers.Singleton(
+        httpx.AsyncClient, timeout=httpx.Timeout(10.0, connect=5.0),
+        # A small pool: httpcore rescans every connection on each event, so 100 idle ones cost CPU per send.
+        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+    )
 
     sms = providers.Selector(
         settings.provided.sms_provider,
@@ -127,7 +131,7 @@ class Container(containers.DeclarativeContainer):
     )
     handle_inbound_sms = providers.Singleton(
         HandleInboundSms, store, clock, ids, replies, keyword_settings, links=link_tokens,
-        on_queued=providers.Callable(_wake_all, outbox_worker, cancellation_worker, journey_worker),
+        on_queued=providers.Callable(_wake_all, outbox_worker, cancellation_worker),
     )
     checkout_settings = providers.Singleton(
         CheckoutSettings,

@@ -3,15 +3,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import httpx
+
+from tests.integration.loopback import LoopbackBird
+from tests.integration.test_email_adapters import free_port
 
 
 def weft(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("WEFT_", "BIRD_"))}
-    environment.update(env)
     return subprocess.run(
         [sys.executable, "-m", "weft.entrypoints.cli", *args],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env=_environment(env), capture_output=True, text=True, timeout=60,
     )
 
 
@@ -47,3 +52,56 @@ def test_an_invalid_sender_is_refused_clearly(tmp_path: Path) -> None:
     result = weft(tmp_path, "simulate-sms", "--from", "12", "LOVE")
     assert result.returncode == 2
     assert "not a valid number" in result.stderr
+
+
+def test_serve_answers_webhooks_and_its_worker_process_delivers_the_reply(tmp_path: Path) -> None:
+    bird = LoopbackBird().start()
+    port = free_port()
+    env = {"WEFT_SMS_PROVIDER": "bird", "BIRD_API_KEY": "k", "BIRD_WORKSPACE_ID": "w", "BIRD_CHANNEL_ID": "c",
+           "BIRD_API_URL": bird.url}
+    server = subprocess.Popen([sys.executable, "-m", "weft.entrypoints.cli", "serve", "--port", str(port)],
+                              cwd=tmp_path, env=_environment(env), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: _healthy(port))
+        body = (Path(__file__).parent.parent / "fixtures/bird/channels_sms_inbound.json").read_bytes()
+        response = httpx.post(f"http://127.0.0.1:{port}/bird-sms-webhook", content=body,
+                              headers={"content-type": "application/json"})
+        assert response.json() == {"status": "processed"}
+        _wait(lambda: len(bird.sent()) == 1)
+        assert bird.texts()[0].startswith("You have been successfully unsubscribed.")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        bird.stop()
+    _wait(lambda: not _worker_running(tmp_path))
+
+
+def _environment(extra: dict[str, str]) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("WEFT_", "BIRD_"))}
+    return {**environment, **extra}
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _worker_running(cwd: Path) -> bool:
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cwd").resolve() == cwd.resolve() and b"worker" in (
+                    proc / "cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)

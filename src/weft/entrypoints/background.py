@@ -19,6 +19,10 @@ class BackgroundWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def name(self) -> str:
+        return self._name
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -48,3 +52,4 @@ class BackgroundWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
             self._wake.clear()
+

@@ -2,9 +2,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
+
+from dependency_injector import providers
 
 from weft.application.phone_numbers import normalise_phone
 from weft.bootstrap import bootstrap, configure_logging
@@ -13,6 +19,9 @@ from weft.containers import Container, background_workers
 from weft.domain.errors import InvalidPhoneNumber
 from weft.domain.messages import InboundSms
 from weft.entrypoints.http.app import close_clients
+
+WORKER_POLL_SECONDS = 0.1
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="apply migrations and start the HTTP service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--background", choices=["process", "inline"], default="process",
+        help="where outbox delivery, journeys and cancellations run: a `weft worker` child process on its own "
+             "core (default), or inside the web process",
+    )
     serve.set_defaults(run=_serve)
+    worker = commands.add_parser("worker", help="run outbox delivery, journeys and cancellations until stopped")
+    worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    worker.set_defaults(run=_worker)
     simulate = commands.add_parser("simulate-sms", help="process a text as if it came from the SMS provider")
     simulate.add_argument("--from", dest="sender", required=True, help="sender phone, e.g. +14155550123")
     simulate.add_argument("text")
@@ -51,9 +68,49 @@ def _serve(container: Container, args: argparse.Namespace) -> int:
 
     from weft.entrypoints.http.app import create_app
 
-    # log_config=None: uvicorn logs through our handlers, so its access log is masked too.
-    uvicorn.run(create_app(container), host=args.host, port=args.port, log_config=None)
+    inline = args.background == "inline"
+    command = [sys.executable, "-m", "weft.entrypoints.cli", "worker", "--exit-with-parent"]
+    child = None if inline else subprocess.Popen(command)
+    try:
+        # log_config=None: uvicorn logs through our handlers, so its access log is masked too.
+        uvicorn.run(create_app(container, background=inline), host=args.host, port=args.port, log_config=None)
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=30)
     return 0
+
+
+def _worker(container: Container, args: argparse.Namespace) -> int:
+    # No commit in the web process can wake this one, so it polls often; an idle poll is one short read.
+    container.worker_poll_seconds.override(providers.Object(WORKER_POLL_SECONDS))
+    asyncio.run(_run_until_stopped(container, args.exit_with_parent))
+    return 0
+
+
+async def _run_until_stopped(container: Container, exit_with_parent: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if exit_with_parent:
+        loop.create_task(_watch_parent(os.getppid(), stop))
+    workers = background_workers(container)
+    for worker in workers:
+        worker.start()
+    log.info("background workers running: %s", ", ".join(w.name for w in workers))
+    await stop.wait()
+    for worker in workers:
+        await worker.stop()
+    await close_clients(container)
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    # uvicorn re-raises SIGTERM after its shutdown, so `weft serve` may die without reaching its cleanup.
+    while os.getppid() == parent:
+        await asyncio.sleep(1)
+    log.info("parent process %d is gone; stopping", parent)
+    stop.set()
 
 
 def _simulate(container: Container, args: argparse.Namespace) -> int:

@@ -28,13 +28,14 @@ WEBHOOK_MAX_BYTES = 256 * 1024
 API_MAX_BYTES = 16 * 1024
 
 
-def create_app(container: Container) -> Starlette:
-    """The HTTP app; the lifespan starts outbox delivery (which first sends whatever a crash left pending)."""
+def create_app(container: Container, background: bool = True) -> Starlette:
+    """The HTTP app. With `background`, its lifespan also runs outbox delivery, journeys and cancellations
+    (which first pick up whatever a crash left pending); otherwise a `weft worker` process runs them."""
     container.wire(modules=[bird_webhook, admin, checkout, pages])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        workers = background_workers(container)
+        workers = background_workers(container) if background else []
         for worker in workers:
             worker.start()
         try:
