@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 
+from weft.adapters.json_bodies import response_object, retry_after
 from weft.domain.messages import OutboundSms, SendResult
 
 log = logging.getLogger(__name__)
@@ -59,23 +60,8 @@ class BirdSmsSender:
 
 def _result(response: httpx.Response) -> SendResult:
     if response.is_success:
-        return SendResult(accepted=True, provider_id=_json(response).get("id"))
+        return SendResult(accepted=True, provider_id=response_object(response).get("id"))
     error = f"HTTP {response.status_code}: {response.text[:300]}"
     if response.status_code == 429 or response.status_code >= 500:
-        return SendResult(accepted=False, error=error, transient=True, retry_after=_retry_after(response))
+        return SendResult(accepted=False, error=error, transient=True, retry_after=retry_after(response))
     return SendResult(accepted=False, error=error)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None

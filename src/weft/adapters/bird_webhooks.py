@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from weft.adapters.bird_signatures import verify_bird_signature
+from weft.adapters.json_bodies import load_object
 from weft.application.phone_numbers import normalise_phone
 from weft.domain.errors import InvalidPhoneNumber, MalformedWebhook
 from weft.domain.messages import InboundSms
@@ -30,7 +30,7 @@ def parse_bird_payload(
     """The inbound SMS a Bird webhook carries, None for a valid event we ignore; MalformedWebhook otherwise."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if raw_body.strip() and _is_json(media_type, raw_body):
-        return _parse_event(_load_object(raw_body), default_region)
+        return _parse_event(load_object(raw_body), default_region)
     fields = dict(query)
     if form is not None:
         fields.update(form)
@@ -46,17 +46,6 @@ def _is_json(media_type: str, body: bytes) -> bool:
     if media_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return False
     return body.lstrip()[:1] in (b"{", b"[")
-
-
-def _load_object(raw_body: bytes) -> dict[str, Any]:
-    """The JSON object in the body, or MalformedWebhook."""
-    try:
-        value = json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:
-        raise MalformedWebhook(f"body is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhook(f"body is JSON but not an object (got {type(value).__name__})")
-    return value
 
 
 def _parse_event(event: dict[str, Any], region: str) -> InboundSms | None:

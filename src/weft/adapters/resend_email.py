@@ -4,6 +4,7 @@ from typing import Any
 
 import httpx
 
+from weft.adapters.json_bodies import response_object, retry_after
 from weft.domain.messages import OutboundEmail, SendResult
 
 DEFAULT_RESEND_API_URL = "https://api.resend.com"
@@ -44,12 +45,12 @@ class ResendEmailSender:
         }
 
     def _result(self, response: httpx.Response) -> SendResult:
-        body = _json(response)
+        body = response_object(response)
         if response.is_success:
             return SendResult(accepted=True, provider_id=body.get("id"))
         error = self._redact(_error_text(response, body))
         if _is_transient(response.status_code, body):
-            return SendResult(accepted=False, error=error, transient=True, retry_after=_retry_after(response))
+            return SendResult(accepted=False, error=error, transient=True, retry_after=retry_after(response))
         return SendResult(accepted=False, error=error)
 
     def _redact(self, text: str) -> str:
@@ -65,18 +66,3 @@ def _error_text(response: httpx.Response, body: dict[str, Any]) -> str:
     if "message" in body:
         return f"HTTP {response.status_code} {body.get('name', 'error')}: {str(body['message'])[:300]}"
     return f"HTTP {response.status_code}: {response.text[:300]}"
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None

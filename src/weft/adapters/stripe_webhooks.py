@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from typing import Any
 
+from weft.adapters.json_bodies import load_object
 from weft.application.ports import PaymentEvent
 from weft.domain.errors import InvalidSignature, MalformedWebhook
 
@@ -23,7 +23,7 @@ def parse_stripe_event(
 ) -> PaymentEvent:
     """The event in a correctly signed, recent body; InvalidSignature or MalformedWebhook otherwise."""
     verify_stripe_signature(payload, signature_header, secret, now, tolerance)
-    return _event(_load_object(payload))
+    return _event(load_object(payload, "Stripe event"))
 
 
 def verify_stripe_signature(
@@ -58,16 +58,6 @@ def _parse_header(header: str | None) -> tuple[int, list[str]]:
     if not signatures:
         raise InvalidSignature("Stripe-Signature header has no v1 signature")
     return int(timestamps[0]), signatures
-
-
-def _load_object(payload: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
-        raise MalformedWebhook(f"Stripe event is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhook(f"Stripe event is JSON but not an object (got {type(value).__name__})")
-    return value
 
 
 def _event(body: dict[str, Any]) -> PaymentEvent:
