@@ -523,11 +523,19 @@ def test_legacy_short_code_callback_uses_mid_and_message() -> None:
     assert sms is not None and (sms.provider_id, sms.sender.e164, sms.text) == ("123456789", "+14155550123", "STOP")
 
 
-def test_flow_builder_form_post_gets_a_derived_stable_id() -> None:
+def test_flow_builder_forwards_without_id_or_time_are_never_deduped_as_repeats() -> None:
     form = query_fixture("flow_builder_forward.form.txt")
-    sms = parse_bird_payload(b"", "application/x-www-form-urlencoded", {}, form)
-    expected_id = "legacy-" + hashlib.sha256(b"14155550123STOP").hexdigest()
-    assert sms == InboundSms(provider_id=expected_id, sender=PhoneNumber("+14155550123"), text="STOP")
+    first = parse_bird_payload(b"", "application/x-www-form-urlencoded", {}, form)
+    second = parse_bird_payload(b"", "application/x-www-form-urlencoded", {}, form)
+    assert first is not None and second is not None
+    assert (first.sender.e164, first.text) == ("+14155550123", "STOP")
+    assert first.provider_id.startswith("legacy-") and first.provider_id != second.provider_id
+
+
+def test_a_legacy_callback_with_a_send_time_but_no_id_gets_a_stable_id() -> None:
+    fields = {"originator": "14155550123", "body": "STOP", "createdDatetime": "2025-01-01T12:00:00+00:00"}
+    first, second = (parse_bird_payload(b"", "", fields, None) for _ in range(2))
+    assert first is not None and second is not None and first.provider_id == second.provider_id
 
 
 def test_form_body_is_read_when_the_caller_did_not_parse_the_form() -> None:
@@ -537,8 +545,9 @@ def test_form_body_is_read_when_the_caller_did_not_parse_the_form() -> None:
 
 
 def test_derived_legacy_id_differs_when_the_text_differs() -> None:
-    first = parse_bird_payload(b"", "", {"originator": "14155550123", "payload": "STOP"}, None)
-    second = parse_bird_payload(b"", "", {"originator": "14155550123", "payload": "START"}, None)
+    sent = {"originator": "14155550123", "createdDatetime": "2025-01-01T12:00:00+00:00"}
+    first = parse_bird_payload(b"", "", {**sent, "payload": "STOP"}, None)
+    second = parse_bird_payload(b"", "", {**sent, "payload": "START"}, None)
     assert first is not None and second is not None and first.provider_id != second.provider_id
 
 
@@ -565,3 +574,11 @@ def test_legacy_callback_without_text_is_malformed() -> None:
 def test_legacy_callback_with_invalid_originator_is_malformed() -> None:
     with pytest.raises(MalformedWebhook, match="originator: phone number"):
         parse_bird_payload(b"", "", {"originator": "12", "body": "STOP", "id": "abc"}, None)
+
+
+@pytest.mark.parametrize("bad_id", ["x" * 129, "bad\nid", "   "])
+def test_an_id_too_long_or_not_printable_is_malformed(bad_id: str) -> None:
+    event = json.loads(fixture_bytes("channels_sms_inbound.json"))
+    event["payload"]["id"] = bad_id
+    with pytest.raises(MalformedWebhook, match="provider_id"):
+        parse_bird_payload(json.dumps(event).encode(), "application/json", {}, None)

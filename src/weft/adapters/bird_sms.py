@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -42,7 +43,7 @@ class BirdSmsSender:
     def _request(self, message: OutboundSms) -> tuple[str, dict[str, Any]]:
         text = {"type": "text", "text": {"text": message.text}}
         if message.conversation_id and self._access_key_id:
-            return f"{self._base}/conversations/{message.conversation_id}/messages", {
+            return f"{self._base}/conversations/{quote(message.conversation_id, safe='')}/messages", {
                 "participantType": "accessKey",
                 "participantId": self._access_key_id,
                 "addMissingParticipants": True,
@@ -50,7 +51,8 @@ class BirdSmsSender:
                 "body": text,
             }
         channel = message.channel_id or self._channel_id
-        return f"{self._base}/channels/{channel}/messages", {
+        # Ids come from webhook payloads: quoted, so none can steer the request to another API path.
+        return f"{self._base}/channels/{quote(channel, safe='')}/messages", {
             "receiver": {"contacts": [{"identifierKey": "phonenumber", "identifierValue": message.to.e164}]},
             "body": text,
             # Our outbox id, so a resend after a crash can be matched to the first attempt at Bird.

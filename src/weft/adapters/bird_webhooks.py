@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,8 @@ _Handler = Callable[[dict[str, Any], str], InboundSms | None]
 
 __all__ = ["parse_bird_payload", "verify_bird_signature"]
 
+MAX_ID_LENGTH = 128
+
 
 def parse_bird_payload(
     raw_body: bytes,
@@ -30,13 +33,24 @@ def parse_bird_payload(
     """The inbound SMS a Bird webhook carries, None for a valid event we ignore; MalformedWebhook otherwise."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if raw_body.strip() and _is_json(media_type, raw_body):
-        return _parse_event(load_object(raw_body), default_region)
+        return _checked(_parse_event(load_object(raw_body), default_region))
     fields = dict(query)
     if form is not None:
         fields.update(form)
     elif media_type == "application/x-www-form-urlencoded":
         fields.update(parse_qsl(raw_body.decode("utf-8", "replace"), keep_blank_values=True))
-    return _parse_legacy(fields, default_region)
+    return _checked(_parse_legacy(fields, default_region))
+
+
+def _checked(sms: InboundSms | None) -> InboundSms | None:
+    """Ids must fit the store's columns and be plain tokens: they end up in SQL rows and provider URLs."""
+    if sms is None:
+        return None
+    for name in ("provider_id", "conversation_id", "channel_id"):
+        value = getattr(sms, name)
+        if value is not None and (len(value) > MAX_ID_LENGTH or not value.isprintable() or not value.strip()):
+            raise MalformedWebhook(f"{name} must be 1 to {MAX_ID_LENGTH} printable characters")
+    return sms
 
 
 def _is_json(media_type: str, body: bytes) -> bool:
@@ -163,15 +177,21 @@ def _parse_legacy(fields: Mapping[str, str], region: str) -> InboundSms:
         raise MalformedWebhook("expected a JSON body or originator/body fields in the query string or form")
     if text is None:
         raise MalformedWebhook("body (or payload/message) field is missing")
-    sent_at = fields.get("createdDatetime") or fields.get("receive_datetime") or ""
-    # Flow Builder forwards carry no id; this derived one means two identical texts in the same second dedupe as one.
-    derived_id = "legacy-" + hashlib.sha256((originator + text + sent_at).encode()).hexdigest()
     return InboundSms(
-        provider_id=fields.get("id") or fields.get("mid") or derived_id,
+        provider_id=fields.get("id") or fields.get("mid") or _derived_id(originator, text, fields),
         sender=_phone(fields, "originator", region, international=True),
         text=text,
         received_at=_timestamp(fields.get("createdDatetime", "").replace(" ", "+")),  # unescaped '+' reads as a space
     )
+
+
+def _derived_id(originator: str, text: str, fields: Mapping[str, str]) -> str:
+    """A dedupe key for callbacks without an id: from the send time when there is one; otherwise unique, because
+    Flow Builder forwards carry neither id nor time and a person may well text STOP twice."""
+    sent_at = fields.get("createdDatetime") or fields.get("receive_datetime")
+    if not sent_at:
+        return f"legacy-{uuid.uuid4().hex}"
+    return "legacy-" + hashlib.sha256("\x1f".join((originator, text, sent_at)).encode()).hexdigest()
 
 
 def _get(node: Any, path: str) -> Any:

@@ -17,7 +17,7 @@ class RetryPolicy:
     max_attempts: int = 8
     base_delay: float = 2.0
     max_delay: float = 600.0
-    lease: float = 120.0
+    lease: float = 600.0
     """How long a claimed message stays invisible to other workers while it is being sent."""
 
     def delay(self, attempts: int, retry_after: float | None) -> float:
@@ -53,7 +53,11 @@ class DeliverOutbox:
 
     async def _send(self, sending: asyncio.Semaphore, entry: OutboxEntry) -> SendResult:
         async with sending:
-            return await self._sms.send(entry.message)
+            try:
+                return await self._sms.send(entry.message)
+            except Exception as exc:  # a sender bug must fail this message alone, not leave the batch to resend
+                log.exception("sending %s raised", entry.message.id)
+                return SendResult(accepted=False, error=f"sender raised {type(exc).__name__}: {exc}")
 
     def _claim(self, tx: Transaction, now: datetime) -> list[OutboxEntry]:
         claimed = []
