@@ -278,6 +278,11 @@ class InMemoryTransaction:
     def payment_by_subscription(self, subscription_id: str) -> Payment | None:
         return self._payment(lambda p: p.subscription_id == subscription_id)
 
+    def live_subscriptions(self, phone: PhoneNumber) -> list[str]:
+        live = {"active", "past_due", "processing"}
+        return [p.subscription_id for p in self.state.payments.values()
+                if p.phone == phone and p.subscription_id and p.status.value in live]
+
     def save_payment(self, payment: Payment) -> None:
         self.state.payments[payment.id] = copy.deepcopy(payment)
 

@@ -59,7 +59,8 @@ def test_serve_answers_webhooks_and_its_worker_process_delivers_the_reply(tmp_pa
     port = free_port()
     env = {"WEFT_SMS_PROVIDER": "bird", "BIRD_API_KEY": "k", "BIRD_WORKSPACE_ID": "w", "BIRD_CHANNEL_ID": "c",
            "BIRD_API_URL": bird.url}
-    server = subprocess.Popen([sys.executable, "-m", "weft.entrypoints.cli", "serve", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "weft.entrypoints.cli", "serve", "--port", str(port),
+                               "--background", "process"],
                               cwd=tmp_path, env=_environment(env), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:

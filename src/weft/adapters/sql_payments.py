@@ -40,6 +40,13 @@ class PaymentRows:
         statement = self._insert(t.payments).values(**values)
         self._c.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
 
+    def live_subscriptions(self, phone: PhoneNumber) -> list[str]:
+        p = t.payments.c
+        live = [s.value for s in (PaymentStatus.ACTIVE, PaymentStatus.PAST_DUE, PaymentStatus.PROCESSING)]
+        query = sa.select(p.subscription_id).where(p.phone == phone.e164, p.subscription_id.is_not(None),
+                                                    p.status.in_(live))
+        return [row[0] for row in self._c.execute(query)]
+
     def get_journey(self, journey_id: str) -> Journey | None:
         row = self._c.execute(sa.select(t.journeys).where(t.journeys.c.id == journey_id)).first()
         return None if row is None else journey_from_row(row)

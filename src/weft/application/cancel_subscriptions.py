@@ -10,6 +10,7 @@ from weft.application.deliver_outbox import RetryPolicy
 from weft.application.ports import Cancellation, Clock, PaymentGateway, Store, Transaction
 from weft.domain.errors import PaymentProviderError, PaymentProviderUnavailable
 from weft.domain.journey import AuditEntry
+from weft.domain.payment import PaymentStatus
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ def _claim(tx: Transaction, now: datetime, lease: datetime) -> list[Cancellation
 
 def _record(tx: Transaction, c: Cancellation, now: datetime) -> None:
     tx.save_cancellation(c)
+    payment = tx.payment_by_subscription(c.subscription_id) if c.status == "done" else None
+    if payment is not None and payment.move_to(PaymentStatus.CANCELLED, now):
+        tx.save_payment(payment)  # the provider's own "deleted" event, when it comes, then changes nothing
     if c.status != "pending":
         action = "subscription.cancelled" if c.status == "done" else "subscription.cancel_failed"
         tx.audit(AuditEntry(action, now, c.phone.e164, None, {"subscription_id": c.subscription_id,

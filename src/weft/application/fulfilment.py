@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from weft.application.ports import Transaction
+from weft.application.ports import Cancellation, Transaction
 from weft.domain.journey import AuditEntry, Journey, Step
 from weft.domain.payment import Payment
-from weft.domain.subscriber import Membership, Subscriber
+from weft.domain.subscriber import Consent, Membership, Subscriber
 
 
 def fulfil(tx: Transaction, payment: Payment, now: datetime) -> Journey:
@@ -15,28 +15,43 @@ def fulfil(tx: Transaction, payment: Payment, now: datetime) -> Journey:
     if existing is not None:
         return existing
     subscriber = tx.get_subscriber(payment.phone) or Subscriber.first_contact(payment.phone, now)
-    _update_member(subscriber, payment, now)
+    skip_sms = _update_member(tx, subscriber, payment, now)
     tx.save_subscriber(subscriber)
     journey = Journey(id=journey_id, payment_id=payment.id, started_at=now)
     journey.done(Step.PAYMENT_PROCESSED, now, f"{payment.tier} {payment.status.value}")
     state = f"{subscriber.membership.value} member, consent {subscriber.consent.value}"
     journey.done(Step.DATABASE_UPDATED, now, state)
+    if skip_sms:
+        journey.done(Step.SMS_SENT, now, f"skipped: {skip_sms}")
     tx.save_journey(journey, next_run_at=now)
-    for step in (Step.PAYMENT_PROCESSED, Step.DATABASE_UPDATED):
+    for step in journey.steps:
         tx.audit(audit_step(journey, payment, step))
     return journey
 
 
-def _update_member(subscriber: Subscriber, payment: Payment, now: datetime) -> None:
+def _update_member(tx: Transaction, subscriber: Subscriber, payment: Payment, now: datetime) -> str | None:
+    """Record the membership and consent; returns why no SMS may go out, when none may."""
     if payment.tier == "free" and subscriber.membership is Membership.PAID:
         subscriber.email = payment.email  # joining free never ends a paid membership; UNSUB does
     else:
         tier = None if payment.tier == "free" else payment.tier
         subscriber.become_member(tier, payment.email, now, payment.customer_id, payment.subscription_id)
+    if subscriber.opted_out and (subscriber.consent_changed_at or now) >= payment.created_at:
+        return _stopped_during_checkout(tx, subscriber, payment, now)
     if payment.phone_proven:
         subscriber.opt_in(now, None, reason=f"web sign-up ({payment.tier}) with a proven phone")
-    else:
-        subscriber.request_confirmation(now)
+        return None
+    if subscriber.request_confirmation(now) or subscriber.consent is Consent.SUBSCRIBED:
+        return None
+    return "the number opted out" if subscriber.opted_out else "confirmation already requested"
+
+
+def _stopped_during_checkout(tx: Transaction, subscriber: Subscriber, payment: Payment, now: datetime) -> str:
+    """STOP arrived after the checkout opened: the payment stands, but no texts and no subscription."""
+    subscription = subscriber.leave_paid(now) if payment.subscription_id else None
+    if subscription:
+        tx.request_cancellation(Cancellation(subscription, subscriber.phone, now, next_attempt_at=now))
+    return "the number opted out during checkout"
 
 
 def audit_step(journey: Journey, payment: Payment, step: Step) -> AuditEntry:

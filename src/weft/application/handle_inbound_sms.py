@@ -104,8 +104,9 @@ class HandleInboundSms:
         """STOP and UNSUB end paid membership; the provider subscription is cancelled after commit, with retries."""
         if command.keyword not in (Keyword.OPT_OUT, Keyword.LEAVE_PAID):
             return
-        subscription = subscriber.leave_paid(now, forget_stripe=command.keyword is Keyword.OPT_OUT)
-        if subscription:
+        latest = subscriber.leave_paid(now, forget_stripe=command.keyword is Keyword.OPT_OUT)
+        # Every subscription that may still bill, not only the latest: a member can have bought twice.
+        for subscription in sorted({*tx.live_subscriptions(subscriber.phone), *([latest] if latest else [])}):
             tx.request_cancellation(Cancellation(subscription, subscriber.phone, now, next_attempt_at=now))
 
     def _should_reply(self, subscriber: Subscriber, kind: MessageKind) -> bool:

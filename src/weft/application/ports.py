@@ -86,6 +86,10 @@ class Transaction(Protocol):
         """Insert or update the payment."""
         ...
 
+    def live_subscriptions(self, phone: PhoneNumber) -> list[str]:
+        """Provider subscription ids of this number's payments that may still bill (active, past due, pending)."""
+        ...
+
     def get_journey(self, journey_id: str) -> Journey | None:
         ...
 

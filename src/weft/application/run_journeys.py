@@ -65,7 +65,7 @@ class RunJourneys:
         subscriber = await self._store.transaction(lambda tx: tx.get_subscriber(payment.phone))
         message = self._welcome_sms(journey, payment, subscriber)
         if message is None:
-            await self._record(journey, payment, Step.SMS_SENT, ok=True, detail="skipped: the number opted out")
+            await self._record(journey, payment, Step.SMS_SENT, ok=True, detail="skipped: no consent for texts")
             return
         result, attempts = await self._attempt(lambda: self._sms.send(message))
         entry = _history(message, result, attempts, self._clock.now())
@@ -74,10 +74,12 @@ class RunJourneys:
                            extra=lambda tx: _store_history(tx, entry))
 
     def _welcome_sms(self, journey: Journey, payment: Payment, subscriber: Subscriber | None) -> OutboundSms | None:
-        if subscriber is None or subscriber.opted_out:
+        if subscriber is None:
             return None
         pending = subscriber.consent is Consent.PENDING
         kind = MessageKind.CONFIRMATION_REQUEST if pending else MessageKind.WELCOME
+        if not subscriber.may_receive(kind):
+            return None
         text = self._replies.confirmation_request if pending else self._replies.welcome
         return OutboundSms(id=self._ids(), to=payment.phone, text=text, kind=kind)
 

@@ -46,9 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
-        "--background", choices=["process", "inline"], default="process",
+        "--background", choices=["process", "inline"], default=None,
         help="where outbox delivery, journeys and cancellations run: a `weft worker` child process on its own "
-             "core (default), or inside the web process",
+             "core (the default with Stripe), or inside the web process (the default in test mode, whose "
+             "checkout lives in this process's memory)",
     )
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run outbox delivery, journeys and cancellations until stopped")
@@ -68,7 +69,7 @@ def _serve(container: Container, args: argparse.Namespace) -> int:
 
     from weft.entrypoints.http.app import create_app
 
-    inline = args.background == "inline"
+    inline = args.background == "inline" or (args.background is None and container.settings().test_mode_checkout)
     command = [sys.executable, "-m", "weft.entrypoints.cli", "worker", "--exit-with-parent"]
     child = None if inline else subprocess.Popen(command)
     try:
