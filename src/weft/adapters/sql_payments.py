@@ -48,7 +48,7 @@ class PaymentRows:
         return [row[0] for row in self._c.execute(query)]
 
     def get_journey(self, journey_id: str) -> Journey | None:
-        row = self._c.execute(sa.select(t.journeys).where(t.journeys.c.id == journey_id)).first()
+        row = self._c.execute(sa.select(t.journeys).where(t.journeys.c.id == journey_id).with_for_update()).first()
         return None if row is None else journey_from_row(row)
 
     def save_journey(self, journey: Journey, next_run_at: datetime | None) -> None:
@@ -88,7 +88,7 @@ class PaymentRows:
         )
 
     def _payment_where(self, condition: sa.ColumnElement[bool]) -> Payment | None:
-        row = self._c.execute(sa.select(t.payments).where(condition)).first()
+        row = self._c.execute(sa.select(t.payments).where(condition).with_for_update()).first()
         return None if row is None else payment_from_row(row)
 
 

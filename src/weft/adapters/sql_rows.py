@@ -68,7 +68,8 @@ class SqlTransaction(PaymentRows):
 
 
 # Built once: SQLAlchemy then reuses each statement's cache key and compiled form instead of rebuilding them.
-_GET_SUBSCRIBER = sa.select(t.subscribers).where(t.subscribers.c.phone == sa.bindparam("phone"))
+# FOR UPDATE (PostgreSQL; SQLite has one writer anyway): instances must not overwrite each other's read-modify-write.
+_GET_SUBSCRIBER = sa.select(t.subscribers).where(t.subscribers.c.phone == sa.bindparam("phone")).with_for_update()
 _ADD_CONSENT_CHANGE = t.consent_history.insert()
 _ENQUEUE = t.outbox.insert()
 _DUE_MESSAGES = (
