@@ -306,10 +306,10 @@ async def test_bad_request_is_a_provider_error(stripe_server: LoopbackStripe, ga
         await gateway.retrieve_customer("cus_any")
 
 
-async def test_wrong_api_key_is_a_provider_error_that_does_not_show_the_key(stripe_server: LoopbackStripe) -> None:
+async def test_a_wrong_api_key_is_retryable_and_does_not_show_the_key(stripe_server: LoopbackStripe) -> None:
     gateway = StripePaymentGateway("sk_test_wrong_key_123", api_base=stripe_server.url)
     try:
-        with pytest.raises(PaymentProviderError, match="AuthenticationError") as raised:
+        with pytest.raises(PaymentProviderUnavailable, match="AuthenticationError") as raised:
             await gateway.retrieve_customer("cus_any")
     finally:
         await gateway.aclose()

@@ -24,7 +24,10 @@ from weft.domain.errors import PaymentProviderError, PaymentProviderUnavailable
 
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 SHIPPING_COUNTRIES: list[Literal["US", "CA"]] = ["US", "CA"]
-_TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+# Auth and permission errors count as transient: they come from a rotated or restricted key, which an operator
+# fixes; answering 5xx keeps Stripe redelivering the events meanwhile instead of losing them.
+_TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError, stripe.AuthenticationError,
+              stripe.PermissionError)
 
 
 class StripePaymentGateway:

@@ -84,8 +84,14 @@ class HandlePaymentEvent:
         session = await self._gateway.retrieve_checkout_session(session_id)
         phone = session.phone
         if not phone and session.customer_id:
-            phone = (await self._gateway.retrieve_customer(session.customer_id)).phone
+            phone = await self._customer_phone(session.customer_id)
         return _SessionFacts(session, phone or session.metadata.get("phone"))
+
+    async def _customer_phone(self, customer_id: str) -> str | None:
+        try:
+            return (await self._gateway.retrieve_customer(customer_id)).phone
+        except PaymentProviderError:
+            return None  # e.g. the customer was deleted: the session's metadata still names the phone
 
     async def _subscription_facts(self, event: PaymentEvent) -> SubscriptionState | None:
         obj = event.object
@@ -127,6 +133,8 @@ class HandlePaymentEvent:
 
     def _settle(self, tx: Transaction, payment: Payment, session: SessionState, now: datetime) -> None:
         first = payment.settle(now, session.subscription_id)
+        if first and session.amount_total is not None:
+            payment.amount_cents = session.amount_total  # what was charged, after any promotion code
         tx.save_payment(payment)
         if first:
             tx.audit(_payment_audit("payment.completed", payment, now))
