@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from weft.adapters.sql_migrate import migrate
 from weft.config import Settings, load_settings
@@ -16,11 +17,19 @@ def bootstrap(settings: Settings | None = None, run_migrations: bool = True) -> 
     return container
 
 
+_LINK_TOKEN = re.compile(r"([?&]t=)[^&\s\"']+")
+
+
 class MaskPhones(logging.Filter):
-    """Rewrites each record so no full phone number reaches a log, whoever logged it (uvicorn's access log too)."""
+    """Rewrites each record so no full phone number or link token reaches a log, whoever logged it (uvicorn's
+    access log too), tracebacks included: database errors print their parameters."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_phones_in(record.getMessage())
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+            record.exc_info, record.exc_text = None, None
+        record.msg = _LINK_TOKEN.sub(r"\1***", mask_phones_in(message))
         record.args = None
         return True
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import attrs
+import phonenumbers
 from dotenv import dotenv_values
 
 from weft.adapters.bird_sms import DEFAULT_BIRD_API_URL
@@ -22,7 +23,7 @@ class ConfigError(Exception):
 
 @attrs.frozen
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = attrs.field(default=DEFAULT_DATABASE_URL, repr=lambda url: _without_password(url))
     public_url: str = DEFAULT_PUBLIC_URL
     sms_provider: str = "console"
     bird_api_url: str = DEFAULT_BIRD_API_URL
@@ -121,6 +122,13 @@ def _int(name: str, value: str) -> int:
         raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return repr(url)
+    return repr(url.replace(f":{parts.password}@", ":***@", 1))
+
+
 def _flag(value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
@@ -133,6 +141,12 @@ def _validate(s: Settings) -> None:
     if s.sms_provider not in SMS_PROVIDERS:
         raise ConfigError(f"WEFT_SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, not {s.sms_provider!r}")
     _require_http("WEFT_PUBLIC_URL", s.public_url)
+    if s.default_region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"WEFT_DEFAULT_REGION must be a two-letter region such as US or GB, not {s.default_region!r}")
+    if urlsplit(s.database_url).scheme.split("+")[0] not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigError(
+            f"WEFT_DATABASE_URL must be a sqlite:/// or postgresql:// URL, not {_without_password(s.database_url)}"
+        )
     if not s.join_words:
         raise ConfigError("WEFT_JOIN_WORDS must name at least one word")
     _validate_payments_and_email(s)

@@ -142,3 +142,7 @@ def test_an_sms_outage_during_the_journey_sends_the_email_note_and_a_retry_compl
 
 def test_the_unknown_success_session_is_a_404(app: RunningApp) -> None:
     assert app.client.get("/api/stripe/session", params={"session_id": "cs_nope"}).status_code == 404
+
+
+def test_paying_an_unknown_test_checkout_is_a_404(app: RunningApp) -> None:
+    assert app.client.post("/test-checkout/cs_test_local_nope/pay", follow_redirects=False).status_code == 404

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import pytest
 
+from weft.bootstrap import MaskPhones
 from weft.config import ConfigError, load_settings
 
 
@@ -46,3 +49,30 @@ def test_a_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     settings = load_settings({"WEFT_PROGRAM_NAME": "From env"}, env_file=env_file)
     assert settings.join_words == ("WEAVE", "LOVE")
     assert settings.program_name == "From env"
+
+
+def test_a_database_password_never_appears_in_the_settings_repr() -> None:
+    settings = load_settings({"WEFT_DATABASE_URL": "postgresql://weft:s3cret-pw@db.internal/weft"}, env_file=None)
+    assert "s3cret-pw" not in repr(settings)
+    assert "postgresql://weft:***@db.internal/weft" in repr(settings)
+
+
+def test_log_records_lose_phones_and_link_tokens_even_inside_tracebacks() -> None:
+    try:
+        raise ValueError("INSERT failed for ('+14155550123', 'LOVE')")
+    except ValueError:
+        record = logging.LogRecord("weft", logging.ERROR, __file__, 1, "GET /?phone=%s&t=%s", ("%2B14155550123",
+                                   "6b0dacfa.pDxqi6DjF2JPNmf3Z70Uqbor"), sys.exc_info())
+    MaskPhones().filter(record)
+    text = logging.Formatter().format(record)
+    assert "4155550123" not in text and "pDxqi6DjF2JPNmf3Z70Uqbor" not in text
+    assert "GET /?phone=%2B*******0123&t=***" in text
+    assert "ValueError: INSERT failed for ('+*******0123', 'LOVE')" in text
+
+
+@pytest.mark.parametrize(("name", "value"), [("WEFT_DEFAULT_REGION", "ZZ"), ("WEFT_DATABASE_URL", "mysql://x:pw@h/db"),
+                                             ("SMTP_PORT", "smtp"), ("WEFT_EMAIL_PROVIDER", "pigeon")])
+def test_an_invalid_setting_fails_naming_the_variable_and_hiding_passwords(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name) as raised:
+        load_settings({name: value}, env_file=None)
+    assert ":pw@" not in str(raised.value)

@@ -7,8 +7,9 @@ import sqlalchemy as sa
 
 def create_engine(url: str) -> sa.Engine:
     """An engine for the store: SQLite in WAL with durable commits, or PostgreSQL through psycopg 3."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url.removeprefix(scheme)
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
     engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -134,11 +134,14 @@ class StartCheckout:
             product_name=f"{self._settings.product_name} ({choice.label})",
             success_url=f"{base}/success?session_id={{CHECKOUT_SESSION_ID}}",
             cancel_url=f"{base}/?phone={quote(applicant.phone.e164, safe='')}", metadata=metadata,
-            idempotency_key=self._idempotency_key(customer_id, choice),
+            idempotency_key=self._idempotency_key(customer_id, applicant),
         )
 
-    def _idempotency_key(self, customer_id: str, choice: TierChoice) -> str:
-        material = f"{customer_id}|{choice.tier}|{choice.cents}|{choice.payment_type}"
+    def _idempotency_key(self, customer_id: str, applicant: _Applicant) -> str:
+        # Everything the session's parameters depend on: a corrected phone or email opens a new session.
+        choice = applicant.choice
+        material = f"{customer_id}|{applicant.phone.e164}|{applicant.email}|{choice.tier}|{choice.cents}|" \
+                   f"{choice.payment_type}"
         return "checkout-" + self._digest(material, 40)
 
     def _free_payment_id(self, applicant: _Applicant) -> str:

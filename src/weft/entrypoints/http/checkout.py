@@ -15,7 +15,7 @@ from weft.application.handle_payment_event import HandlePaymentEvent
 from weft.application.ports import PaymentEvent, Store
 from weft.application.start_checkout import CheckoutForm, StartCheckout
 from weft.config import Settings
-from weft.domain.errors import InvalidCheckout, InvalidSignature
+from weft.domain.errors import InvalidCheckout, InvalidSignature, PaymentProviderError
 
 FORM_FIELDS = ("tier", "email", "phone", "amount", "payment_type", "token")
 
@@ -69,7 +69,10 @@ async def pay_test_checkout(
     if not isinstance(gateway, TestModePaymentGateway):
         raise HTTPException(404, "test-mode checkout is off: a Stripe key is configured")
     session_id = request.path_params["session_id"]
-    state = gateway.pay(session_id)
+    try:
+        state = gateway.pay(session_id)
+    except PaymentProviderError:
+        raise HTTPException(404, f"no test checkout {session_id}") from None
     completed = {"id": session_id, "object": "checkout.session"}
     await handle(PaymentEvent(f"evt_test_mode_{session_id}", "checkout.session.completed", completed))
     success = urlsplit(gateway.session(session_id).request.success_url.replace("{CHECKOUT_SESSION_ID}", state.id))
