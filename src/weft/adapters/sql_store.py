@@ -83,9 +83,27 @@ class SqlStore:
                 self._writer.start()
 
     def _write_loop(self) -> None:
-        with self._engine.connect().execution_options(weft_writer=True) as connection:
-            while (group := self._next_group()) is not None:
-                self._commit_group(connection, group)
+        connection: sa.Connection | None = None
+        while (group := self._next_group()) is not None:
+            try:
+                connection = connection or self._engine.connect().execution_options(weft_writer=True)
+            except Exception as exc:  # database unreachable: fail this group now, try to connect for the next
+                log.exception("the store cannot connect")
+                self._settle_all(group, [(False, exc)] * len(group))
+                continue
+            if not self._commit_group(connection, group):
+                connection.close()
+                connection = None  # a broken connection is replaced, not reused
+        if connection is not None:
+            connection.close()
+
+    @staticmethod
+    def _settle_all(group: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+        for job, (ok, value) in zip(group, outcomes, strict=True):
+            try:
+                job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+            except RuntimeError:  # the caller's event loop has closed; nobody is waiting any more
+                pass
 
     def _next_group(self) -> list[_Job] | None:
         first = self._jobs.get()
@@ -103,7 +121,9 @@ class SqlStore:
             group.append(job)
         return group
 
-    def _commit_group(self, connection: sa.Connection, group: list[_Job]) -> None:
+    def _commit_group(self, connection: sa.Connection, group: list[_Job]) -> bool:
+        """Run and settle the group; False when the connection failed and should be replaced."""
+        healthy = True
         try:
             try:
                 outcomes = self._run_plainly(connection, group)
@@ -112,9 +132,9 @@ class SqlStore:
                 outcomes = [(False, failed.error)] if len(group) == 1 else self._run_isolated(connection, group)
         except Exception as exc:  # the COMMIT itself failed: nothing in the group is durable
             log.exception("group commit of %d units failed", len(group))
-            outcomes = [(False, exc)] * len(group)
-        for job, (ok, value) in zip(group, outcomes, strict=True):
-            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+            outcomes, healthy = [(False, exc)] * len(group), False
+        self._settle_all(group, outcomes)
+        return healthy
 
     @staticmethod
     def _run_plainly(connection: sa.Connection, group: list[_Job]) -> list[tuple[bool, Any]]:

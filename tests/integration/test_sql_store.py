@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from weft.adapters.sql_engine import create_engine
+from weft.adapters.sql_migrate import migrate
+from weft.adapters.sql_store import SqlStore
+from weft.application.ports import Transaction
+from weft.domain.messages import InboundSms
+from weft.domain.phone import PhoneNumber
+
+AT = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _message(number: int) -> InboundSms:
+    return InboundSms(f"m{number}", PhoneNumber("+14155550123"), "hi")
+
+
+def _recorder(number: int) -> Callable[[Transaction], bool]:
+    return lambda tx: tx.record_inbound(_message(number), AT)
+
+
+async def test_the_writer_survives_an_unreachable_database_and_recovers(tmp_path: Path) -> None:
+    folder = tmp_path / "later"
+    store = SqlStore(create_engine(f"sqlite:///{folder / 'weft.db'}"))
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            await store.transaction(_recorder(1))
+        folder.mkdir()
+        migrate(store.engine)
+        assert await store.transaction(_recorder(2)) is True
+    finally:
+        store.close()
+
+
+async def test_a_failing_unit_rolls_back_alone_while_its_group_commits(tmp_path: Path) -> None:
+    store = SqlStore(create_engine(f"sqlite:///{tmp_path / 'weft.db'}"))
+    migrate(store.engine)
+
+    def failing(tx: Transaction) -> None:
+        tx.record_inbound(_message(99), AT)
+        raise RuntimeError("this unit fails")
+
+    try:
+        results = await asyncio.gather(
+            *(store.transaction(_recorder(n)) for n in range(5)), store.transaction(failing), return_exceptions=True
+        )
+        assert results[:5] == [True] * 5 and isinstance(results[5], RuntimeError)
+        assert [await store.transaction(_recorder(n)) for n in (0, 99)] == [False, True]
+    finally:
+        store.close()
