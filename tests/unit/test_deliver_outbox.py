@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from tests.fakes import FakeSmsSender, FixedClock, InMemoryStore, SequentialIds
 from weft.application.deliver_outbox import DeliverOutbox, RetryPolicy
 from weft.application.handle_inbound_sms import HandleInboundSms, KeywordSettings
 from weft.application.replies import Replies
-from weft.domain.messages import DeliveryStatus, InboundSms, SendResult
+from weft.domain.messages import DeliveryStatus, InboundSms, OutboundSms, SendResult
 from weft.domain.phone import PhoneNumber
+from weft.entrypoints.background import BackgroundWorker
 
 PHONE = PhoneNumber("+14155550123")
 POLICY = RetryPolicy(max_attempts=3, base_delay=2)
@@ -105,3 +107,24 @@ async def test_a_claimed_message_is_invisible_to_a_second_worker_until_its_lease
     entries = await h.store.transaction(lambda tx: h.deliver._claim(tx, h.clock.now()))
     assert len(entries) == 1
     assert await h.store.transaction(lambda tx: tx.due_messages(h.clock.now(), 10)) == []
+
+
+async def test_stopping_the_worker_lets_the_batch_in_hand_finish_and_record() -> None:
+    h = Harness()
+    await h.text("LOVE")
+    release = asyncio.Event()
+    real_send = h.sms.send
+
+    async def slow_send(message: OutboundSms) -> SendResult:
+        await release.wait()
+        return await real_send(message)
+
+    h.sms.send = slow_send  # type: ignore[method-assign]
+    worker = BackgroundWorker("outbox", h.deliver, poll_seconds=0.01)
+    worker.start()
+    await asyncio.sleep(0.05)
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0.05)
+    release.set()
+    await stopping
+    assert h.only() == (DeliveryStatus.SENT, 1, None)

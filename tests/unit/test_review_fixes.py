@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.unit.harness import PHONE, World
 from weft.domain.journey import Step
-from weft.domain.messages import MessageKind
+from weft.domain.messages import MessageKind, SendResult
 from weft.domain.payment import PaymentStatus
 from weft.domain.subscriber import Consent, Membership
 
@@ -46,3 +46,30 @@ async def test_repeated_unproven_sign_ups_send_one_confirmation_request() -> Non
     requests = [m for m in w.sms.sent if m.kind is MessageKind.CONFIRMATION_REQUEST]
     assert len(requests) == 1
     assert len(w.email.sent) == 3
+
+
+TRANSIENT = SendResult(accepted=False, error="HTTP 503", transient=True)
+
+
+async def test_a_transient_sms_failure_is_run_again_later_until_it_succeeds() -> None:
+    w = World()
+    await w.sign_up("free", token=w.token())
+    w.sms.fail_next(TRANSIENT, TRANSIENT, TRANSIENT)
+    await w.run_journeys()
+    assert Step.SMS_SENT in w.store.journey().failed_steps
+    assert await w.run_journeys() == 0
+    w.clock.advance(300)
+    await w.run_journeys()
+    assert w.store.journey().completed_at is not None
+    assert [m.kind for m in w.sms.sent] == [MessageKind.WELCOME]
+    assert len(w.email.sent) == 1
+
+
+async def test_a_permanent_sms_failure_is_not_run_again_automatically() -> None:
+    w = World()
+    await w.sign_up("free", token=w.token())
+    w.sms.fail_next(SendResult(accepted=False, error="HTTP 422 invalid number"))
+    await w.run_journeys()
+    w.clock.advance(3600)
+    assert await w.run_journeys() == 0
+    assert w.sms.sent == []

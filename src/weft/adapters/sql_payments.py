@@ -116,7 +116,8 @@ def payment_from_row(row: sa.Row[Any]) -> Payment:
 
 
 def journey_values(j: Journey) -> dict[str, Any]:
-    steps = {s.value: {"at": r.at.isoformat(), "ok": r.ok, "detail": r.detail} for s, r in j.steps.items()}
+    steps = {s.value: {"at": r.at.isoformat(), "ok": r.ok, "detail": r.detail, "transient": r.transient}
+             for s, r in j.steps.items()}
     return {"id": j.id, "payment_id": j.payment_id, "steps": steps, "started_at": j.started_at,
             "completed_at": j.completed_at}
 
@@ -124,7 +125,8 @@ def journey_values(j: Journey) -> dict[str, Any]:
 def journey_from_row(row: sa.Row[Any]) -> Journey:
     m = row._mapping
     steps = {
-        Step(name): StepRecord(datetime.fromisoformat(r["at"]), bool(r["ok"]), r.get("detail", ""))
+        Step(name): StepRecord(datetime.fromisoformat(r["at"]), bool(r["ok"]), r.get("detail", ""),
+                               bool(r.get("transient", False)))
         for name, r in m["steps"].items()
     }
     return Journey(id=m["id"], payment_id=m["payment_id"], started_at=m["started_at"], steps=steps,

@@ -28,6 +28,10 @@ class SendPolicy:
     attempts: int = 3
     delays: tuple[float, ...] = (0.5, 2.0)
     lease_seconds: float = 300.0
+    rerun_seconds: float = 300.0
+    """A journey whose step failed transiently runs its failed steps again after this long..."""
+    rerun_window_seconds: float = 24 * 3600.0
+    """...until this long after it started; then only an admin retry runs it again."""
 
 
 class RunJourneys:
@@ -50,8 +54,16 @@ class RunJourneys:
         for step in (Step.SMS_SENT, Step.EMAIL_SENT, Step.CUSTOMER_ACCESS_GRANTED):
             if not journey.succeeded(step):
                 await self._step(journey, payment, step)
-        await self._store.transaction(lambda tx: tx.save_journey(journey, next_run_at=None))
+        next_run = self._next_run(journey)
+        await self._store.transaction(lambda tx: tx.save_journey(journey, next_run_at=next_run))
         log.info("journey %s: %s", journey.id, "completed" if journey.completed_at else "has failed steps")
+
+    def _next_run(self, journey: Journey) -> datetime | None:
+        now = self._clock.now()
+        within_window = now - journey.started_at < timedelta(seconds=self._policy.rerun_window_seconds)
+        if journey.worth_retrying and within_window:
+            return now + timedelta(seconds=self._policy.rerun_seconds)
+        return None
 
     async def _step(self, journey: Journey, payment: Payment, step: Step) -> None:
         if step is Step.SMS_SENT:
@@ -71,7 +83,7 @@ class RunJourneys:
         entry = _history(message, result, attempts, self._clock.now())
         await self._record(journey, payment, Step.SMS_SENT, ok=result.accepted,
                            detail=f"{message.kind.value} sent" if result.accepted else str(result.error),
-                           extra=lambda tx: _store_history(tx, entry))
+                           transient=result.transient, extra=lambda tx: _store_history(tx, entry))
 
     def _welcome_sms(self, journey: Journey, payment: Payment, subscriber: Subscriber | None) -> OutboundSms | None:
         if subscriber is None:
@@ -89,7 +101,8 @@ class RunJourneys:
         result, _ = await self._attempt(lambda: self._email.send(email))
         detail = ("welcome email sent" + (" with the SMS-failed note" if sms_failed else "")) if result.accepted \
             else str(result.error)
-        await self._record(journey, payment, Step.EMAIL_SENT, ok=result.accepted, detail=detail)
+        await self._record(journey, payment, Step.EMAIL_SENT, ok=result.accepted, detail=detail,
+                           transient=result.transient)
 
     async def _attempt(self, send: Callable[[], Awaitable[SendResult]]) -> tuple[SendResult, int]:
         for attempt in range(1, self._policy.attempts + 1):
@@ -100,12 +113,12 @@ class RunJourneys:
         raise AssertionError("unreachable: the last attempt returns")
 
     async def _record(self, journey: Journey, payment: Payment, step: Step, ok: bool, detail: str,
-                      extra: Callable[[Transaction], None] | None = None) -> None:
+                      transient: bool = False, extra: Callable[[Transaction], None] | None = None) -> None:
         now = self._clock.now()
         if ok:
             journey.done(step, now, detail)
         else:
-            journey.fail(step, now, detail)
+            journey.fail(step, now, detail, transient)
 
         def save(tx: Transaction) -> None:
             if extra is not None:

@@ -23,6 +23,8 @@ class StepRecord:
     at: datetime
     ok: bool
     detail: str = ""
+    transient: bool = False
+    """A failure that may pass (provider down, rate limited): worth running the step again later."""
 
 
 @attrs.define
@@ -39,8 +41,13 @@ class Journey:
         self.steps[step] = StepRecord(at, True, detail)
         self._maybe_complete(at)
 
-    def fail(self, step: Step, at: datetime, error: str) -> None:
-        self.steps[step] = StepRecord(at, False, error)
+    def fail(self, step: Step, at: datetime, error: str, transient: bool = False) -> None:
+        self.steps[step] = StepRecord(at, False, error, transient)
+
+    @property
+    def worth_retrying(self) -> bool:
+        """Some step failed for a reason that may pass."""
+        return any(not r.ok and r.transient for r in self.steps.values())
 
     def succeeded(self, step: Step) -> bool:
         record = self.steps.get(step)

@@ -18,6 +18,7 @@ class BackgroundWorker:
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def name(self) -> str:
@@ -29,22 +30,29 @@ class BackgroundWorker:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"weft-{self._name}")
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, grace_seconds: float = 30.0) -> None:
+        """Let the batch in hand finish (its sends recorded, so none is repeated after a restart), then stop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_seconds)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
 
     async def drain(self) -> int:
         """Run the task until nothing is due now; returns how many items it handled."""
         total = 0
-        while handled := await self._task_fn():
+        while not self._stopping and (handled := await self._task_fn()):
             total += handled
         return total
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.drain()
             except Exception:  # a database hiccup must not stop background work for the life of the process
