@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -71,6 +72,11 @@ def test_serve_answers_webhooks_and_its_worker_process_delivers_the_reply(tmp_pa
         assert response.json() == {"status": "processed"}
         _wait(lambda: len(bird.sent()) == 1)
         assert bird.texts()[0].startswith("You have been successfully unsubscribed.")
+        _kill_workers(tmp_path)
+        love = body.replace(b'"STOP"', b'"LOVE"').replace(b"5d0f3a2e", b"6e1f4b3f")
+        httpx.post(f"http://127.0.0.1:{port}/bird-sms-webhook", content=love,
+                   headers={"content-type": "application/json"})
+        _wait(lambda: len(bird.sent()) == 2)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -90,15 +96,25 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _worker_running(cwd: Path) -> bool:
+def _workers(cwd: Path) -> list[int]:
+    found = []
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and (proc / "cwd").resolve() == cwd.resolve() and b"worker" in (
                     proc / "cmdline").read_bytes():
-                return True
+                found.append(int(proc.name))
         except OSError:
             continue
-    return False
+    return found
+
+
+def _worker_running(cwd: Path) -> bool:
+    return bool(_workers(cwd))
+
+
+def _kill_workers(cwd: Path) -> None:
+    for pid in _workers(cwd):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 20) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Sequence
 
@@ -70,16 +71,43 @@ def _serve(container: Container, args: argparse.Namespace) -> int:
     from weft.entrypoints.http.app import create_app
 
     inline = args.background == "inline" or (args.background is None and container.settings().test_mode_checkout)
-    command = [sys.executable, "-m", "weft.entrypoints.cli", "worker", "--exit-with-parent"]
-    child = None if inline else subprocess.Popen(command)
+    child = None if inline else WorkerProcess([sys.executable, "-m", "weft.entrypoints.cli", "worker",
+                                                "--exit-with-parent"])
     try:
         # log_config=None: uvicorn logs through our handlers, so its access log is masked too.
         uvicorn.run(create_app(container, background=inline), host=args.host, port=args.port, log_config=None)
     finally:
         if child is not None:
-            child.terminate()
-            child.wait(timeout=30)
+            child.stop()
     return 0
+
+
+class WorkerProcess:
+    """The `weft worker` child of `weft serve`, restarted whenever it dies, so queued work never stalls."""
+
+    def __init__(self, command: list[str]) -> None:
+        self._command = command
+        self._stopping = threading.Event()
+        self._child = subprocess.Popen(command)
+        threading.Thread(target=self._supervise, name="weft-worker-supervisor", daemon=True).start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            code = self._child.wait()
+            if self._stopping.is_set():
+                return
+            log.error("weft worker exited with code %s; restarting it", code)
+            if self._stopping.wait(1.0):
+                return
+            self._child = subprocess.Popen(self._command)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._child.terminate()
+        try:
+            self._child.wait(timeout=35)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
 
 
 def _worker(container: Container, args: argparse.Namespace) -> int:
