@@ -8,16 +8,25 @@ from weft.config import Settings, load_settings
 from weft.containers import Container
 from weft.domain.phone import mask_phones_in
 
+log = logging.getLogger(__name__)
+
 
 def bootstrap(settings: Settings | None = None, run_migrations: bool = True) -> Container:
     """A container for these settings (read from the environment when not given), schema migrated."""
     container = Container(settings=settings or load_settings())
+    _warn_about_open_doors(container.settings())
     if run_migrations:
         migrate(container.engine())
     return container
 
 
 _LINK_TOKEN = re.compile(r"([?&]t=)[^&\s\"']+")
+
+
+def _warn_about_open_doors(settings: Settings) -> None:
+    if settings.sms_provider == "bird" and not settings.bird_signing_key:
+        log.warning("BIRD_SIGNING_KEY is not set: /bird-sms-webhook accepts unsigned posts, so anyone who finds "
+                    "it can text as any number (and STOP or UNSUB their membership)")
 
 
 class MaskPhones(logging.Filter):

@@ -155,7 +155,8 @@ def _queue_retry(tx: Transaction, journey_id: str, now: datetime) -> Journey:
 
 def _claim(tx: Transaction, now: datetime, lease: datetime) -> list[tuple[Journey, Payment]]:
     claimed = []
-    for journey in tx.due_journeys(now, 20):
+    # One at a time: a claimed journey's lease covers only its own run, never a queue waiting behind it.
+    for journey in tx.due_journeys(now, 1):
         payment = tx.get_payment(journey.payment_id)
         tx.save_journey(journey, next_run_at=lease if payment else None)
         if payment is not None:
