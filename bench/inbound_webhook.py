@@ -1,10 +1,11 @@
 """Inbound webhook throughput: `weft serve` (SQLite, Bird via a loopback provider) against a bare Starlette endpoint.
 
 Usage: .venv/bin/python bench/inbound_webhook.py [--duration 10] [--warmup 3] [--connections 50] [--profile]
-                                                 [--split-delivery]
+                                                 [--background process|inline]
 
 Drives unique LOVE webhooks from distinct numbers at the Weft server, then the same bodies at a one-route
 Starlette app run with the same uvicorn call, and reports both req/s, their ratio and the webhook latencies.
+`weft serve` on SQLite runs background work inline (its default); `--background process` moves it to a `weft worker`.
 Afterwards it checks every webhook was answered 2xx, stored once, and replied to once at the provider.
 A benchmark script, not a test: it exits 1 only when a correctness check fails, never on the figures.
 """
@@ -37,6 +38,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RATIO_TARGET = 0.25
 P99_TARGET_MS = 25.0
+UVICORN_CALL = "uvicorn.run(app, host, port, log_config=None) after weft.bootstrap.configure_logging()"
 CHANNEL_ID = "2b7c1e90-4f3a-4d8e-b1c2-9e0f7a6d5c43"
 WEBHOOK_TEMPLATE = json.dumps({
     "service": "channels",
@@ -62,7 +64,7 @@ class Options:
     connections: int
     drain_timeout: float
     profile: bool
-    split_delivery: bool
+    background: str
 
 
 @attrs.frozen
@@ -104,8 +106,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_servers(processes: Processes, ports: Ports, workdir: Path, split: bool) -> Path:
-    """Start provider, bare app and weft (its web half only when split); returns the SQLite database path."""
+def start_servers(processes: Processes, ports: Ports, workdir: Path, background: str) -> Path:
+    """Start provider, bare app and `weft serve` (with its worker unless inline); returns the SQLite database path."""
     python = sys.executable
     database = workdir / "bench.db"
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -113,18 +115,13 @@ def start_servers(processes: Processes, ports: Ports, workdir: Path, split: bool
                     base_env, workdir)
     processes.start("bare", [python, str(BENCH_DIR / "bare_app.py"), "--host", HOST, "--port", str(ports.bare)],
                     base_env, workdir)
-    serve = [str(Path(python).parent / "weft"), "serve"]
-    if split:
-        serve = [python, str(BENCH_DIR / "split_delivery.py"), "web"]
-    processes.start("weft", [*serve, "--host", HOST, "--port", str(ports.weft)],
-                    {**base_env, **weft_env(ports, database)}, workdir)
+    processes.start("weft", weft_serve(ports, background), {**base_env, **weft_env(ports, database)}, workdir)
     return database
 
 
-def start_delivery(processes: Processes, ports: Ports, workdir: Path, database: Path) -> None:
-    """The prototype's second process: outbox delivery alone, on the other core (after weft has migrated)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **weft_env(ports, database)}
-    processes.start("deliver", [sys.executable, str(BENCH_DIR / "split_delivery.py"), "deliver"], env, workdir)
+def weft_serve(ports: Ports, background: str) -> list[str]:
+    weft = str(Path(sys.executable).parent / "weft")
+    return [weft, "serve", "--host", HOST, "--port", str(ports.weft), "--background", background]
 
 
 def weft_env(ports: Ports, database: Path) -> dict[str, str]:
@@ -164,11 +161,17 @@ async def wait_ready(processes: Processes, ports: Ports, timeout: float = 30.0) 
 async def measured(
     processes: Processes, names: list[str], run: Callable[[], Coroutine[Any, Any, loadgen.RunResult]]
 ) -> tuple[loadgen.RunResult, dict[str, float]]:
-    """Run the load and the CPU seconds each named child (and this load generator) used meanwhile."""
+    """Run the load and the CPU seconds used meanwhile by each named child, by its own children (as `<name> children`:
+    weft's worker) and by this load generator."""
     before = {name: processes.cpu_seconds(name) for name in names}
+    children_before = {name: processes.children_cpu_seconds(name) for name in names}
     own_before = time.process_time()
     result = await run()
     cpu = {name: round(processes.cpu_seconds(name) - before[name], 2) for name in names}
+    for name in names:
+        if children := processes.children_cpu_seconds(name):
+            used = sum(seconds - children_before[name].get(pid, 0.0) for pid, seconds in children.items())
+            cpu[f"{name} children"] = round(used, 2)
     cpu["loadgen"] = round(time.process_time() - own_before, 2)
     return result, cpu
 
@@ -187,8 +190,7 @@ async def bench_webhook(processes: Processes, ports: Ports, options: Options) ->
     make.check_numbers(upto=200_000)
     warmup = await loadgen.run(HOST, ports.weft, make, options.connections, options.warmup, marker=b'"processed"')
     profiler = start_profiler(processes, options)
-    names = ["weft", "deliver", "provider"] if options.split_delivery else ["weft", "provider"]
-    result, cpu = await measured(processes, names, lambda: loadgen.run(
+    result, cpu = await measured(processes, ["weft", "provider"], lambda: loadgen.run(
         HOST, ports.weft, make, options.connections, options.duration, marker=b'"processed"'))
     stop_profiler(profiler)
     sent = warmup.requests + result.requests
@@ -282,17 +284,15 @@ def passed(checks: dict[str, Any]) -> bool:
 
 async def bench(processes: Processes, options: Options, workdir: Path) -> dict[str, Any]:
     ports = Ports(weft=free_port(), bare=free_port(), provider=free_port())
-    database = start_servers(processes, ports, workdir, options.split_delivery)
+    database = start_servers(processes, ports, workdir, options.background)
     await wait_ready(processes, ports)
-    if options.split_delivery:
-        start_delivery(processes, ports, workdir, database)
     bare = await bench_bare(processes, ports, options)
     webhook, sent = await bench_webhook(processes, ports, options)
     checks = await verify(ports, database, webhook, sent, options.drain_timeout)
     ratio = webhook["req_per_s"] / bare["req_per_s"] if bare["req_per_s"] else 0.0
     return {
         "settings": {**attrs.asdict(options), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-                     "sqlite": "WAL, synchronous=FULL", "uvicorn": "uvicorn.run(app, host, port, log_level='info')"},
+                     "sqlite": "WAL, synchronous=FULL", "uvicorn": UVICORN_CALL},
         "bare": bare,
         "webhook": webhook,
         "ratio": round(ratio, 3),
@@ -307,6 +307,7 @@ def render(report: dict[str, Any]) -> str:
     bare, hook, checks, targets = report["bare"], report["webhook"], report["checks"], report["targets"]
     met = {True: "met", False: "MISSED"}
     return "\n".join([
+        f"weft serve --background {report['settings']['background']}",
         f"bare Starlette  {bare['req_per_s']:8.1f} req/s  p50 {bare['p50_ms']:6.2f} ms  p99 {bare['p99_ms']:6.2f} ms",
         f"weft webhook    {hook['req_per_s']:8.1f} req/s  p50 {hook['p50_ms']:6.2f} ms  p99 {hook['p99_ms']:6.2f} ms",
         f"ratio {report['ratio']:.3f} (target >= {RATIO_TARGET}: {met[targets['ratio_met']]}); "
@@ -327,11 +328,14 @@ def parse_options() -> Options:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--drain-timeout", type=float, default=20.0, help="seconds to wait for the replies")
     parser.add_argument("--profile", action="store_true", help="py-spy the weft process during the measured run")
-    parser.add_argument("--split-delivery", action="store_true",
-                        help="prototype: deliver the outbox from a second process (bench/split_delivery.py)")
+    add_background_option(parser)
     args = parser.parse_args()
-    return Options(args.duration, args.warmup, args.connections, args.drain_timeout, args.profile,
-                   args.split_delivery)
+    return Options(args.duration, args.warmup, args.connections, args.drain_timeout, args.profile, args.background)
+
+
+def add_background_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--background", choices=["process", "inline"], default="inline",
+                        help="passed to `weft serve`: background work inline (its SQLite default) or in a child")
 
 
 def run_event_loop(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:

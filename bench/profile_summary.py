@@ -1,4 +1,5 @@
-"""Summarise a py-spy raw profile (bench/results/weft-profile.txt): where the sampled time goes, by function.
+"""Summarise a py-spy raw profile (bench/results/weft-profile.txt): where the sampled time goes, by function
+(inclusive, and self: the innermost frame).
 
 Usage: .venv/bin/python bench/profile_summary.py [bench/results/weft-profile.txt] [--top 30]
 """
@@ -32,6 +33,14 @@ def inclusive(samples: list[tuple[list[str], int]], keep: str) -> Counter[str]:
     return totals
 
 
+def innermost(samples: list[tuple[list[str], int]]) -> Counter[str]:
+    """Samples whose innermost frame is each function: its own (self) time."""
+    totals: Counter[str] = Counter()
+    for frames, count in samples:
+        totals[frames[-1]] += count
+    return totals
+
+
 def print_table(title: str, totals: Counter[str], total: int, top: int) -> None:
     print(title)
     for frame, count in totals.most_common(top):
@@ -48,6 +57,7 @@ def main() -> None:
     print(f"{total} samples")
     print_table("weft functions (inclusive):", inclusive(samples, "(weft/"), total, args.top)
     print_table("all functions (inclusive):", inclusive(samples, ""), total, args.top)
+    print_table("all functions (self):", innermost(samples), total, args.top)
 
 
 if __name__ == "__main__":

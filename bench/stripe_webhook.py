@@ -1,12 +1,14 @@
 """Stripe webhook throughput: signed `checkout.session.completed` at `weft serve` against a bare Starlette endpoint.
 
 Usage: .venv/bin/python bench/stripe_webhook.py [--duration 10] [--warmup 3] [--connections 50] [--profile]
+                                                [--background process|inline]
 
 Weft runs with SQLite, console SMS and email, and STRIPE_API_BASE on a loopback Stripe (loopback_stripe.py) that
 answers the session re-read. Each event is freshly signed for the next paid session `cs_bench_{i}` of a distinct
 member; the bare endpoint gets the same signed bodies. Reports both req/s, their ratio and the webhook latencies,
 then checks every event was answered "processed" and recorded once (event, payment, member, journey), and how many
-journeys the background worker completed after a settle time.
+journeys the background worker (`weft serve`'s `weft worker` child, or in-process with `--background inline`)
+completed after a settle time.
 A benchmark script, not a test: it exits 1 only when a correctness check fails, never on the figures.
 """
 
@@ -30,7 +32,18 @@ from typing import Any
 import attrs
 import loadgen
 import phonenumbers
-from inbound_webhook import Ports, free_port, measured, run_event_loop, stop_profiler, summary, wait_ready
+from inbound_webhook import (
+    UVICORN_CALL,
+    Ports,
+    add_background_option,
+    free_port,
+    measured,
+    run_event_loop,
+    stop_profiler,
+    summary,
+    wait_ready,
+    weft_serve,
+)
 from loopback_stripe import API_KEY, bench_phone, session_object
 from processes import Processes, exit_on_sigterm
 
@@ -53,6 +66,7 @@ class Options:
     connections: int
     settle_timeout: float
     profile: bool
+    background: str
 
 
 class SignedCompletions:
@@ -85,8 +99,9 @@ def check_numbers(upto: int) -> None:
             raise RuntimeError(f"{bench_phone(index)} is not a valid number; change loopback_stripe.FIRST_NUMBER")
 
 
-def start_servers(processes: Processes, ports: Ports, workdir: Path) -> Path:
-    """Start the loopback Stripe, the bare app and weft; returns the SQLite database path."""
+def start_servers(processes: Processes, ports: Ports, workdir: Path, background: str) -> Path:
+    """Start the loopback Stripe, the bare app and `weft serve` (with its worker unless inline); returns the SQLite
+    database path."""
     python = sys.executable
     database = workdir / "bench.db"
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -94,9 +109,7 @@ def start_servers(processes: Processes, ports: Ports, workdir: Path) -> Path:
                     base_env, workdir)
     processes.start(BARE, [python, str(BENCH_DIR / "bare_app.py"), "--host", HOST, "--port", str(ports.bare)],
                     base_env, workdir)
-    weft = str(Path(python).parent / "weft")
-    processes.start(WEFT, [weft, "serve", "--host", HOST, "--port", str(ports.weft)],
-                    {**base_env, **weft_env(ports, database)}, workdir)
+    processes.start(WEFT, weft_serve(ports, background), {**base_env, **weft_env(ports, database)}, workdir)
     return database
 
 
@@ -215,7 +228,7 @@ def passed(checks: dict[str, Any]) -> bool:
 
 async def bench(processes: Processes, options: Options, workdir: Path) -> dict[str, Any]:
     ports = Ports(weft=free_port(), bare=free_port(), provider=free_port())
-    database = start_servers(processes, ports, workdir)
+    database = start_servers(processes, ports, workdir, options.background)
     await wait_ready(processes, ports)
     bare = await bench_bare(processes, ports, options)
     webhook, sent = await bench_webhook(processes, ports, options)
@@ -223,7 +236,7 @@ async def bench(processes: Processes, options: Options, workdir: Path) -> dict[s
     ratio = webhook["req_per_s"] / bare["req_per_s"] if bare["req_per_s"] else 0.0
     return {
         "settings": {**attrs.asdict(options), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-                     "sqlite": "WAL, synchronous=FULL", "sms": "console", "email": "console",
+                     "sqlite": "WAL, synchronous=FULL", "uvicorn": UVICORN_CALL, "sms": "console", "email": "console",
                      "stripe": "loopback_stripe.py (GET /v1/checkout/sessions/{id})"},
         "bare": bare,
         "webhook": webhook,
@@ -238,6 +251,7 @@ def render(report: dict[str, Any]) -> str:
     bare, hook, checks, targets = report["bare"], report["webhook"], report["checks"], report["targets"]
     ok = {True: "ok", False: "MISMATCH"}
     return "\n".join([
+        f"weft serve --background {report['settings']['background']}",
         f"bare Starlette  {bare['req_per_s']:8.1f} req/s  p50 {bare['p50_ms']:7.2f} ms  p99 {bare['p99_ms']:7.2f} ms",
         f"stripe webhook  {hook['req_per_s']:8.1f} req/s  p50 {hook['p50_ms']:7.2f} ms  p99 {hook['p99_ms']:7.2f} ms",
         f"ratio {report['ratio']:.3f} (target >= {RATIO_TARGET}: {'met' if targets['ratio_met'] else 'MISSED'})",
@@ -261,8 +275,9 @@ def parse_options() -> Options:
     parser.add_argument("--settle-timeout", type=float, default=30.0,
                         help="seconds to wait for the journey worker to complete every journey")
     parser.add_argument("--profile", action="store_true", help="py-spy the weft process during the measured run")
+    add_background_option(parser)
     args = parser.parse_args()
-    return Options(args.duration, args.warmup, args.connections, args.settle_timeout, args.profile)
+    return Options(args.duration, args.warmup, args.connections, args.settle_timeout, args.profile, args.background)
 
 
 def main() -> int:

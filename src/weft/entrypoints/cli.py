@@ -15,7 +15,7 @@ from dependency_injector import providers
 
 from weft.application.phone_numbers import normalise_phone
 from weft.bootstrap import bootstrap, configure_logging
-from weft.config import ConfigError
+from weft.config import ConfigError, Settings
 from weft.containers import Container, background_workers
 from weft.domain.errors import InvalidPhoneNumber
 from weft.domain.messages import InboundSms
@@ -49,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--background", choices=["process", "inline"], default=None,
         help="where outbox delivery, journeys and cancellations run: a `weft worker` child process on its own "
-             "core (the default with Stripe), or inside the web process (the default in test mode, whose "
-             "checkout lives in this process's memory)",
+             "core (the default on PostgreSQL with Stripe), or inside the web process (the default on SQLite, whose "
+             "single write lock would starve a second process under load, and in test mode, whose checkout "
+             "lives in this process's memory)",
     )
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run outbox delivery, journeys and cancellations until stopped")
@@ -70,7 +71,7 @@ def _serve(container: Container, args: argparse.Namespace) -> int:
 
     from weft.entrypoints.http.app import create_app
 
-    inline = args.background == "inline" or (args.background is None and container.settings().test_mode_checkout)
+    inline = args.background == "inline" or (args.background is None and _inline_by_default(container.settings()))
     child = None if inline else WorkerProcess([sys.executable, "-m", "weft.entrypoints.cli", "worker",
                                                 "--exit-with-parent"])
     try:
@@ -80,6 +81,10 @@ def _serve(container: Container, args: argparse.Namespace) -> int:
         if child is not None:
             child.stop()
     return 0
+
+
+def _inline_by_default(settings: Settings) -> bool:
+    return settings.test_mode_checkout or settings.database_url.startswith("sqlite")
 
 
 class WorkerProcess:
