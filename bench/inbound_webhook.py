@@ -188,10 +188,19 @@ async def bench_webhook(processes: Processes, ports: Ports, options: Options) ->
     """The webhook run's summary and how many webhooks were sent in all (warm-up included)."""
     make = InboundLove(ports.weft)
     make.check_numbers(upto=200_000)
-    warmup = await loadgen.run(HOST, ports.weft, make, options.connections, options.warmup, marker=b'"processed"')
-    profiler = start_profiler(processes, options)
-    result, cpu = await measured(processes, ["weft", "provider"], lambda: loadgen.run(
-        HOST, ports.weft, make, options.connections, options.duration, marker=b'"processed"'))
+    return await run_processed(processes, ports.weft, make, options, ["weft", "provider"],
+                               lambda: start_profiler(processes, options))
+
+
+async def run_processed(
+    processes: Processes, port: int, make: Any, options: Any, names: list[str],
+    profile: Callable[[], subprocess.Popen[bytes] | None],
+) -> tuple[dict[str, Any], int]:
+    """Warm up, then measure webhooks answered "processed"; the summary and how many were sent in all."""
+    warmup = await loadgen.run(HOST, port, make, options.connections, options.warmup, marker=b'"processed"')
+    profiler = profile()
+    result, cpu = await measured(processes, names, lambda: loadgen.run(
+        HOST, port, make, options.connections, options.duration, marker=b'"processed"'))
     stop_profiler(profiler)
     sent = warmup.requests + result.requests
     outcome = {

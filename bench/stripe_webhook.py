@@ -39,7 +39,7 @@ from inbound_webhook import (
     free_port,
     measured,
     run_event_loop,
-    stop_profiler,
+    run_processed,
     summary,
     wait_ready,
     weft_serve,
@@ -139,21 +139,8 @@ async def bench_webhook(processes: Processes, ports: Ports, options: Options) ->
     """The webhook run's summary and how many events were sent in all (warm-up included)."""
     make = SignedCompletions(ports.weft)
     check_numbers(upto=200_000)
-    warmup = await loadgen.run(HOST, ports.weft, make, options.connections, options.warmup, marker=b'"processed"')
-    profiler = start_profiler(processes, options)
-    result, cpu = await measured(processes, [WEFT, STRIPE], lambda: loadgen.run(
-        HOST, ports.weft, make, options.connections, options.duration, marker=b'"processed"'))
-    stop_profiler(profiler)
-    sent = warmup.requests + result.requests
-    outcome = {
-        **summary(result),
-        "cpu_seconds": cpu,
-        "warmup_requests": warmup.requests,
-        "non_2xx_total": warmup.non_2xx + result.non_2xx,
-        "processed_total": warmup.marked + result.marked,
-        "error_samples": warmup.error_samples + result.error_samples,
-    }
-    return outcome, sent
+    return await run_processed(processes, ports.weft, make, options, [WEFT, STRIPE],
+                               lambda: start_profiler(processes, options))
 
 
 def start_profiler(processes: Processes, options: Options) -> subprocess.Popen[bytes] | None:
