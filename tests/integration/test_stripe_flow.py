@@ -35,6 +35,15 @@ def open_checkout(app: RunningApp, stripe: LoopbackStripe, tier: str = "10", pay
     return session_id
 
 
+def paying_member(app: RunningApp, stripe: LoopbackStripe, bird: LoopbackBird) -> dict[str, Any]:
+    """A member who texted LOVE, paid monthly from the link, and whose journey has run; the paid session."""
+    token = love_token(app, bird)
+    session = stripe.complete_session(open_checkout(app, stripe, token=token), phone=PHONE)
+    deliver(app, events.checkout_session_completed(session))
+    wait_for_journey_end(app)
+    return session
+
+
 def payments(app: RunningApp) -> list[dict[str, Any]]:
     return list(app.admin("/api/admin/payments").json()["payments"])
 
@@ -128,10 +137,7 @@ def test_an_invoice_before_the_completion_is_tolerated_and_renewals_keep_the_mem
 def test_a_failed_renewal_tells_the_member_once_and_a_deleted_subscription_returns_them_to_free(
     stripe_app: RunningApp, stripe_server: LoopbackStripe, bird: LoopbackBird
 ) -> None:
-    token = love_token(stripe_app, bird)
-    session = stripe_server.complete_session(open_checkout(stripe_app, stripe_server, token=token), phone=PHONE)
-    deliver(stripe_app, events.checkout_session_completed(session))
-    wait_for_journey_end(stripe_app)
+    session = paying_member(stripe_app, stripe_server, bird)
     sub_id, customer = session["subscription"], session["customer"]
     stripe_server.set_subscription_status(sub_id, "past_due")
     deliver(stripe_app, events.invoice_payment_failed(sub_id, customer))
@@ -148,10 +154,7 @@ def test_a_failed_renewal_tells_the_member_once_and_a_deleted_subscription_retur
 def test_stop_cancels_the_stripe_subscription(
     stripe_app: RunningApp, stripe_server: LoopbackStripe, bird: LoopbackBird
 ) -> None:
-    token = love_token(stripe_app, bird)
-    session = stripe_server.complete_session(open_checkout(stripe_app, stripe_server, token=token), phone=PHONE)
-    deliver(stripe_app, events.checkout_session_completed(session))
-    wait_for_journey_end(stripe_app)
+    session = paying_member(stripe_app, stripe_server, bird)
     text_in(stripe_app, "STOP", "stop-1")
     stripe_app.wait_for(lambda: bool(stripe_server.calls_to("DELETE", f"/v1/subscriptions/{session['subscription']}")))
     stripe_app.wait_for(lambda: stripe_server.subscriptions[session["subscription"]]["status"] == "canceled")
