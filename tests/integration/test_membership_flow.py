@@ -133,11 +133,13 @@ def test_an_sms_outage_during_the_journey_sends_the_email_note_and_a_retry_compl
     assert journey["steps"]["email_sent"]["ok"] is True
     assert "SMS-failed note" in journey["steps"]["email_sent"]["detail"]
     assert journey["steps"]["customer_access_granted"]["ok"] is True
+    assert [j["id"] for j in app.admin("/api/admin/journeys?failed=1").json()["journeys"]] == [journey["id"]]
     retried = app.client.post(f"/api/admin/journeys/{journey['id']}/retry",
                               headers={"Authorization": "Bearer admin-secret-token"})
     assert retried.json()["retrying"] == ["sms_sent"]
     app.wait_for(lambda: journeys(app)[0]["completed_at"] is not None)
     assert bird.texts()[-1] == WELCOME
+    assert app.admin("/api/admin/journeys?failed=1").json()["journeys"] == []
 
 
 def test_the_unknown_success_session_is_a_404(app: RunningApp) -> None:

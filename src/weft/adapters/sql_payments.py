@@ -119,7 +119,7 @@ def journey_values(j: Journey) -> dict[str, Any]:
     steps = {s.value: {"at": r.at.isoformat(), "ok": r.ok, "detail": r.detail, "transient": r.transient}
              for s, r in j.steps.items()}
     return {"id": j.id, "payment_id": j.payment_id, "steps": steps, "started_at": j.started_at,
-            "completed_at": j.completed_at}
+            "completed_at": j.completed_at, "has_failed_step": bool(j.failed_steps)}
 
 
 def journey_from_row(row: sa.Row[Any]) -> Journey:

@@ -110,6 +110,7 @@ journeys = sa.Table(
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("completed_at", UtcDateTime()),
     sa.Column("next_run_at", UtcDateTime(), index=True),
+    sa.Column("has_failed_step", sa.Boolean, nullable=False, default=False),
 )
 
 audit_log = sa.Table(

@@ -180,8 +180,7 @@ class SqlStore:
         return found[0] if found else None
 
     async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
-        found = await asyncio.to_thread(self._read, lambda c: _journeys(c, 10_000 if failed_only else limit))
-        return [j for j in found if j.failed_steps][:limit] if failed_only else found
+        return await asyncio.to_thread(self._read, lambda c: _journeys(c, limit, failed_only))
 
     async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
         return await asyncio.to_thread(self._read, lambda c: _audit(c, action, since, limit))
@@ -219,8 +218,10 @@ def _payments(connection: sa.Connection, limit: int, session_id: str | None = No
     return [payment_from_row(row) for row in connection.execute(query)]
 
 
-def _journeys(connection: sa.Connection, limit: int) -> list[Journey]:
+def _journeys(connection: sa.Connection, limit: int, failed_only: bool) -> list[Journey]:
     query = sa.select(t.journeys).order_by(t.journeys.c.started_at.desc(), t.journeys.c.id).limit(limit)
+    if failed_only:
+        query = query.where(t.journeys.c.has_failed_step.is_(True))
     return [journey_from_row(row) for row in connection.execute(query)]
 
 
