@@ -1,26 +1,31 @@
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
 
-from weft.application.ports import (
-    Cancellation,
-    CheckoutRequest,
-    CheckoutSession,
-    CustomerRecord,
-    OutboxEntry,
-    SessionState,
-    SubscriptionState,
-    Transaction,
-)
+from weft.application.ports import CheckoutRequest, CheckoutSession, CustomerRecord, SessionState, SubscriptionState
+from weft.application.unit_of_work import CampaignCounts, Cancellation, Lease, OutboxEntry, Transaction
+from weft.application.views import CampaignSummary, CareCandidate, SubscriberDetail
+from weft.domain.campaign import Campaign
 from weft.domain.errors import PaymentProviderError, PaymentProviderUnavailable
 from weft.domain.journey import AuditEntry, Journey
-from weft.domain.messages import DeliveryStatus, InboundSms, OutboundEmail, OutboundSms, SendResult
+from weft.domain.messages import (
+    DeliveryStatus,
+    InboundSms,
+    Lane,
+    Lookup,
+    LookupResult,
+    OutboundEmail,
+    OutboundSms,
+    SendResult,
+)
 from weft.domain.payment import Payment
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import ConsentChange, Subscriber
@@ -38,6 +43,16 @@ class FixedClock:
     def advance(self, seconds: float) -> None:
         self.at += timedelta(seconds=seconds)
 
+    def monotonic(self) -> float:
+        return self.at.timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        """Time passes only when a test says so, or when a paced sender waits: then the clock runs on to the end
+        of the wait (several waiters that started together end together)."""
+        target = self.at + timedelta(microseconds=max(1, math.ceil(seconds * 1e6)))
+        await asyncio.sleep(0)
+        self.at = max(self.at, target)
+
 
 class SequentialIds:
     def __init__(self, prefix: str = "msg") -> None:
@@ -49,12 +64,15 @@ class SequentialIds:
 
 
 class FakeSmsSender:
-    """Records what it sends; `script` holds results to return, in order, before it starts accepting."""
+    """Records what it sends; `script` holds results to return, in order, before it starts accepting.
+    `lookups` answers lookups by message id (UNKNOWN when absent), as a provider that can or cannot be asked."""
 
     def __init__(self) -> None:
         self.sent: list[OutboundSms] = []
         self.attempts: list[OutboundSms] = []
         self.script: list[SendResult] = []
+        self.lookups: dict[str, LookupResult] = {}
+        self.looked_up: list[str] = []
 
     def fail_next(self, *results: SendResult) -> None:
         self.script.extend(results)
@@ -65,6 +83,10 @@ class FakeSmsSender:
             return self.script.pop(0)
         self.sent.append(message)
         return SendResult(accepted=True, provider_id=f"fake-{len(self.sent)}")
+
+    async def lookup(self, message: OutboundSms) -> LookupResult:
+        self.looked_up.append(message.id)
+        return self.lookups.get(message.id, LookupResult(Lookup.UNKNOWN, error="the fake was not told"))
 
 
 class FakeEmailSender:
@@ -162,10 +184,15 @@ class _State:
     journeys: dict[str, tuple[Journey, datetime | None]] = attrs.field(factory=dict)
     audit: list[AuditEntry] = attrs.field(factory=list)
     cancellations: dict[str, Cancellation] = attrs.field(factory=dict)
+    campaigns: dict[str, tuple[Campaign, datetime | None]] = attrs.field(factory=dict)
+    leases: dict[str, tuple[str, datetime]] = attrs.field(factory=dict)
+    sent_per_day: dict[str, int] = attrs.field(factory=dict)
+    claims: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    """(queue, key) -> the owner holding that row's claim; the due time holds the lease's end, as in SQL."""
 
 
 class InMemoryStore:
-    """The Store and Transaction ports in memory; a failing unit of work leaves no trace."""
+    """The Store port in memory; a failing unit of work leaves no trace."""
 
     def __init__(self) -> None:
         self.state = _State()
@@ -177,39 +204,6 @@ class InMemoryStore:
         self.state = draft.state
         self.commits += 1
         return result
-
-    async def subscribers(self) -> list[Subscriber]:
-        return sorted(self.state.subscribers.values(), key=lambda s: s.created_at, reverse=True)
-
-    async def subscriber_detail(self, phone: PhoneNumber) -> dict[str, Any] | None:
-        subscriber = self.state.subscribers.get(phone.e164)
-        if subscriber is None:
-            return None
-        return {
-            "subscriber": subscriber,
-            "consent_history": [attrs.asdict(c) for p, c in self.state.history if p == phone.e164],
-            "inbound": [{"text": m.text, "received_at": at} for m, at in self.state.inbound.values()
-                        if m.sender == phone],
-            "outbound": [e for e in self.state.outbox.values() if e.message.to == phone],
-        }
-
-    async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
-        return list(self.state.outbox.values())[-limit:]
-
-    async def payments(self, limit: int = 200) -> list[Payment]:
-        return list(reversed(self.state.payments.values()))[:limit]
-
-    async def payment_for_session(self, session_id: str) -> Payment | None:
-        return next((p for p in self.state.payments.values() if p.checkout_session_id == session_id), None)
-
-    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
-        found = [j for j, _ in self.state.journeys.values() if j.failed_steps or not failed_only]
-        return found[:limit]
-
-    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
-        found = [e for e in reversed(self.state.audit)
-                 if (action is None or e.action == action) and (since is None or e.at >= since)]
-        return found[:limit]
 
     def actions(self) -> list[str]:
         return [e.action for e in self.state.audit]
@@ -232,83 +226,339 @@ class InMemoryStore:
 class InMemoryTransaction:
     def __init__(self, state: _State) -> None:
         self.state = state
+        self.members = _Members(state)
+        self.inbound = _Inbound(state)
+        self.payments = _Payments(state)
+        self.events = _Events(state)
+        self.audit = _Audit(state)
+        self.journeys = _Journeys(state)
+        self.cancellations = _Cancellations(state)
+        self.outbox = _Outbox(state)
+        self.campaigns = _Campaigns(state)
+        self.leases = _Leases(state)
 
-    def record_inbound(self, message: InboundSms, at: datetime) -> bool:
+
+class _Members:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def get(self, phone: PhoneNumber) -> Subscriber | None:
+        return copy.deepcopy(self.state.subscribers.get(phone.e164))
+
+    def get_many(self, phones: Collection[PhoneNumber]) -> dict[str, Subscriber]:
+        return {p.e164: copy.deepcopy(self.state.subscribers[p.e164]) for p in phones
+                if p.e164 in self.state.subscribers}
+
+    def save(self, subscriber: Subscriber) -> None:
+        self.state.history.extend((subscriber.phone.e164, change) for change in subscriber.changes)
+        subscriber.changes.clear()
+        self.state.subscribers[subscriber.phone.e164] = copy.deepcopy(subscriber)
+
+
+class _Inbound:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def record(self, message: InboundSms, at: datetime) -> bool:
         if message.provider_id in self.state.inbound:
             return False
         self.state.inbound[message.provider_id] = (message, at)
         return True
 
-    def get_subscriber(self, phone: PhoneNumber) -> Subscriber | None:
-        found = self.state.subscribers.get(phone.e164)
-        return None if found is None else copy.deepcopy(found)
 
-    def save_subscriber(self, subscriber: Subscriber) -> None:
-        self.state.history.extend((subscriber.phone.e164, change) for change in subscriber.changes)
-        subscriber.changes.clear()
-        self.state.subscribers[subscriber.phone.e164] = copy.deepcopy(subscriber)
+class _Payments:
+    def __init__(self, state: _State) -> None:
+        self.state = state
 
-    def enqueue(self, message: OutboundSms, at: datetime) -> None:
-        self.state.outbox[message.id] = OutboxEntry(
-            message=message, status=DeliveryStatus.PENDING, attempts=0, created_at=at, next_attempt_at=at
-        )
-
-    def due_messages(self, now: datetime, limit: int) -> list[OutboxEntry]:
-        due = [
-            e for e in self.state.outbox.values()
-            if e.status is DeliveryStatus.PENDING and e.next_attempt_at is not None and e.next_attempt_at <= now
-        ]
-        return sorted(due, key=lambda e: (e.next_attempt_at or now, e.created_at))[:limit]
-
-    def update_delivery(self, message_id: str, entry: OutboxEntry) -> None:
-        self.state.outbox[message_id] = entry
-
-    def record_event(self, event_id: str, at: datetime) -> bool:
-        if event_id in self.state.events:
-            return False
-        self.state.events.add(event_id)
-        return True
-
-    def get_payment(self, payment_id: str) -> Payment | None:
+    def get(self, payment_id: str) -> Payment | None:
         return copy.deepcopy(self.state.payments.get(payment_id))
 
-    def payment_by_session(self, session_id: str) -> Payment | None:
-        return self._payment(lambda p: p.checkout_session_id == session_id)
+    def by_session(self, session_id: str) -> Payment | None:
+        return self._first(lambda p: p.checkout_session_id == session_id)
 
-    def payment_by_subscription(self, subscription_id: str) -> Payment | None:
-        return self._payment(lambda p: p.subscription_id == subscription_id)
+    def by_subscription(self, subscription_id: str) -> Payment | None:
+        return self._first(lambda p: p.subscription_id == subscription_id)
+
+    def save(self, payment: Payment) -> None:
+        self.state.payments[payment.id] = copy.deepcopy(payment)
 
     def live_subscriptions(self, phone: PhoneNumber) -> list[str]:
         live = {"active", "past_due", "processing"}
         return [p.subscription_id for p in self.state.payments.values()
                 if p.phone == phone and p.subscription_id and p.status.value in live]
 
-    def save_payment(self, payment: Payment) -> None:
-        self.state.payments[payment.id] = copy.deepcopy(payment)
+    def _first(self, matches: Callable[[Payment], bool]) -> Payment | None:
+        return copy.deepcopy(next((p for p in self.state.payments.values() if matches(p)), None))
 
-    def get_journey(self, journey_id: str) -> Journey | None:
+
+class _Events:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def record(self, event_id: str, at: datetime) -> bool:
+        if event_id in self.state.events:
+            return False
+        self.state.events.add(event_id)
+        return True
+
+
+class _Audit:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def add(self, entry: AuditEntry) -> None:
+        self.state.audit.append(entry)
+
+
+def _claim_keys(state: _State, queue: str, due: dict[str, datetime | None], lease: Lease, now: datetime,
+                limit: int) -> list[tuple[str, bool]]:
+    """The generic claim: due keys oldest first, claimed by the lease; with whether a lapsed claim was on each."""
+    ready = sorted((at, key) for key, at in due.items() if at is not None and at <= now)[:limit]
+    claimed = [(key, (queue, key) in state.claims) for _, key in ready]
+    for key, _ in claimed:
+        state.claims[(queue, key)] = lease.owner
+    return claimed
+
+
+def _release(state: _State, queue: str, key: str) -> None:
+    state.claims.pop((queue, key), None)
+
+
+class _Journeys:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def get(self, journey_id: str) -> Journey | None:
         found = self.state.journeys.get(journey_id)
         return None if found is None else copy.deepcopy(found[0])
 
-    def save_journey(self, journey: Journey, next_run_at: datetime | None) -> None:
-        self.state.journeys[journey.id] = (copy.deepcopy(journey), next_run_at)
+    def save(self, journey: Journey) -> None:
+        due = self.state.journeys.get(journey.id, (journey, None))[1]
+        self.state.journeys[journey.id] = (copy.deepcopy(journey), due)
 
-    def due_journeys(self, now: datetime, limit: int) -> list[Journey]:
-        due = [copy.deepcopy(j) for j, at in self.state.journeys.values() if at is not None and at <= now]
-        return due[:limit]
+    def schedule(self, journey_id: str, at: datetime | None) -> None:
+        self.state.journeys[journey_id] = (self.state.journeys[journey_id][0], at)
+        _release(self.state, "journeys", journey_id)
 
-    def audit(self, entry: AuditEntry) -> None:
-        self.state.audit.append(entry)
+    def wake(self, journey_id: str, at: datetime) -> bool:
+        if journey_id not in self.state.journeys or ("journeys", journey_id) in self.state.claims:
+            return False
+        journey, due = self.state.journeys[journey_id]
+        self.state.journeys[journey_id] = (journey, at if due is None or due > at else due)
+        return True
 
-    def request_cancellation(self, cancellation: Cancellation) -> None:
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[Journey]:
+        due = {key: at for key, (_, at) in self.state.journeys.items()}
+        claimed = _claim_keys(self.state, "journeys", due, lease, now, limit)
+        for key, _ in claimed:
+            self.state.journeys[key] = (self.state.journeys[key][0], lease.until)
+        return [copy.deepcopy(self.state.journeys[key][0]) for key, _ in claimed]
+
+
+class _Cancellations:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def request(self, cancellation: Cancellation) -> None:
         self.state.cancellations.setdefault(cancellation.subscription_id, cancellation)
 
-    def due_cancellations(self, now: datetime, limit: int) -> list[Cancellation]:
-        return [c for c in self.state.cancellations.values()
-                if c.status == "pending" and c.next_attempt_at is not None and c.next_attempt_at <= now][:limit]
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[Cancellation]:
+        due = {k: c.next_attempt_at for k, c in self.state.cancellations.items() if c.status == "pending"}
+        claimed = _claim_keys(self.state, "cancellations", due, lease, now, limit)
+        found = [self.state.cancellations[key] for key, _ in claimed]
+        for c in found:
+            self.state.cancellations[c.subscription_id] = attrs.evolve(c, next_attempt_at=lease.until)
+        return found
 
-    def save_cancellation(self, cancellation: Cancellation) -> None:
-        self.state.cancellations[cancellation.subscription_id] = cancellation
+    def save(self, cancellation: Cancellation) -> None:
+        if cancellation.subscription_id in self.state.cancellations:
+            self.state.cancellations[cancellation.subscription_id] = cancellation
+            _release(self.state, "cancellations", cancellation.subscription_id)
 
-    def _payment(self, matches: Callable[[Payment], bool]) -> Payment | None:
-        return copy.deepcopy(next((p for p in self.state.payments.values() if matches(p)), None))
+
+class _Outbox:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def enqueue_once(self, message: OutboundSms, due: datetime, at: datetime) -> bool:
+        if message.id in self.state.outbox:
+            return False
+        self.state.outbox[message.id] = OutboxEntry(
+            message=message, status=DeliveryStatus.PENDING, attempts=0, created_at=at, next_attempt_at=due)
+        return True
+
+    def enqueue_many(self, messages: Sequence[tuple[OutboundSms, datetime]], at: datetime) -> int:
+        return sum(self.enqueue_once(message, due, at) for message, due in messages)
+
+    def get(self, key: str) -> OutboxEntry | None:
+        return self.state.outbox.get(key)
+
+    def claim(self, lane: Lane, lease: Lease, now: datetime, limit: int) -> list[OutboxEntry]:
+        due = {key: e.next_attempt_at for key, e in self.state.outbox.items()
+               if e.status is DeliveryStatus.PENDING and e.message.lane is lane}
+        claimed = []
+        for key, lapsed in _claim_keys(self.state, "outbox", due, lease, now, limit):
+            entry = self.state.outbox[key]
+            in_doubt = entry.in_doubt or lapsed
+            self.state.outbox[key] = attrs.evolve(entry, next_attempt_at=lease.until, in_doubt=in_doubt)
+            claimed.append(attrs.evolve(entry, in_doubt=in_doubt))
+        return claimed
+
+    def record(self, entries: Sequence[OutboxEntry]) -> None:
+        for entry in entries:
+            if entry.message.id in self.state.outbox:
+                self.state.outbox[entry.message.id] = entry
+                _release(self.state, "outbox", entry.message.id)
+
+    def requeue(self, key: str, now: datetime) -> OutboxEntry | None:
+        entry = self.state.outbox.get(key)
+        if entry is None or entry.status not in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED):
+            return None
+        entry = attrs.evolve(entry, status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now,
+                             first_attempt_at=None, error=None, in_doubt=False)
+        self.state.outbox[key] = entry
+        _release(self.state, "outbox", key)
+        return entry
+
+    def count_sent(self, day: str) -> int:
+        return self.state.sent_per_day.get(day, 0)
+
+    def add_sent(self, day: str, count: int) -> None:
+        self.state.sent_per_day[day] = self.state.sent_per_day.get(day, 0) + count
+
+    def campaign_counts(self, campaign_id: str, now: datetime) -> CampaignCounts:
+        return campaign_counts(self.state, campaign_id, now)
+
+
+def campaign_counts(state: _State, campaign_id: str, now: datetime) -> CampaignCounts:
+    entries = [e for e in state.outbox.values() if e.message.campaign_id == campaign_id]
+    by_status: dict[DeliveryStatus, int] = {}
+    for e in entries:
+        by_status[e.status] = by_status.get(e.status, 0) + 1
+    recent = sum(1 for e in entries if e.status is DeliveryStatus.SENT and e.sent_at is not None
+                 and e.sent_at >= now - timedelta(minutes=1))
+    return CampaignCounts(by_status, sum(e.possible_duplicate for e in entries), recent)
+
+
+class _Campaigns:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        found = self.state.campaigns.get(campaign_id)
+        return None if found is None else copy.deepcopy(found[0])
+
+    def save(self, campaign: Campaign) -> None:
+        due = self.state.campaigns.get(campaign.id, (campaign, None))[1]
+        self.state.campaigns[campaign.id] = (copy.deepcopy(campaign), due)
+
+    def schedule(self, campaign_id: str, at: datetime | None) -> None:
+        self.state.campaigns[campaign_id] = (self.state.campaigns[campaign_id][0], at)
+        _release(self.state, "campaigns", campaign_id)
+
+    def wake(self, campaign_id: str, at: datetime) -> bool:
+        if campaign_id not in self.state.campaigns or ("campaigns", campaign_id) in self.state.claims:
+            return False
+        campaign, due = self.state.campaigns[campaign_id]
+        self.state.campaigns[campaign_id] = (campaign, at if due is None or due > at else due)
+        return True
+
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[Campaign]:
+        due = {key: at for key, (_, at) in self.state.campaigns.items()}
+        claimed = _claim_keys(self.state, "campaigns", due, lease, now, limit)
+        for key, _ in claimed:
+            self.state.campaigns[key] = (self.state.campaigns[key][0], lease.until)
+        return [copy.deepcopy(self.state.campaigns[key][0]) for key, _ in claimed]
+
+
+class _Leases:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def renew(self, owner: str, until: datetime) -> None:
+        for (queue, key), holder in self.state.claims.items():
+            if holder == owner:
+                self._extend(queue, key, until)
+        for name, (holder, _) in list(self.state.leases.items()):
+            if holder == owner:
+                self.state.leases[name] = (owner, until)
+
+    def take(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
+        holder = self.state.leases.get(name)
+        if holder is not None and holder[0] != owner and holder[1] >= now:
+            return False
+        self.state.leases[name] = (owner, until)
+        return True
+
+    def _extend(self, queue: str, key: str, until: datetime) -> None:
+        s = self.state
+        if queue == "outbox":
+            s.outbox[key] = attrs.evolve(s.outbox[key], next_attempt_at=until)
+        elif queue == "cancellations":
+            s.cancellations[key] = attrs.evolve(s.cancellations[key], next_attempt_at=until)
+        elif queue == "journeys":
+            s.journeys[key] = (s.journeys[key][0], until)
+        else:
+            s.campaigns[key] = (s.campaigns[key][0], until)
+
+
+class InMemoryViews:
+    """The Views port over an InMemoryStore's committed state."""
+
+    def __init__(self, store: InMemoryStore, clock: FixedClock) -> None:
+        self._store, self._clock = store, clock
+
+    @property
+    def _state(self) -> _State:
+        return self._store.state
+
+    async def subscribers(self) -> list[Subscriber]:
+        return sorted(self._state.subscribers.values(), key=lambda s: s.created_at, reverse=True)
+
+    async def subscriber_detail(self, phone: PhoneNumber) -> SubscriberDetail | None:
+        subscriber = self._state.subscribers.get(phone.e164)
+        if subscriber is None:
+            return None
+        return SubscriberDetail(
+            subscriber=subscriber,
+            consent_history=[attrs.asdict(c) for p, c in self._state.history if p == phone.e164],
+            inbound=[{"text": m.text, "received_at": at} for m, at in self._state.inbound.values()
+                     if m.sender == phone],
+            outbound=[e for e in self._state.outbox.values() if e.message.to == phone],
+        )
+
+    async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
+        return list(self._state.outbox.values())[-limit:]
+
+    async def payments(self, limit: int = 200) -> list[Payment]:
+        return list(reversed(self._state.payments.values()))[:limit]
+
+    async def payment_for_session(self, session_id: str) -> Payment | None:
+        return next((p for p in self._state.payments.values() if p.checkout_session_id == session_id), None)
+
+    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
+        return [j for j, _ in self._state.journeys.values() if j.failed_steps or not failed_only][:limit]
+
+    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
+        found = [e for e in reversed(self._state.audit)
+                 if (action is None or e.action == action) and (since is None or e.at >= since)]
+        return found[:limit]
+
+    async def care_candidates(self, after: str, limit: int) -> list[CareCandidate]:
+        phones = sorted(p for p in self._state.subscribers if p > after)[:limit]
+        return [CareCandidate(p, self._state.subscribers[p].consent, frozenset(
+            pay.status for pay in self._state.payments.values() if pay.phone.e164 == p)) for p in phones]
+
+    async def queued_keys(self, keys: Collection[str]) -> set[str]:
+        return {k for k in keys if k in self._state.outbox}
+
+    async def campaigns(self, limit: int = 24) -> list[CampaignSummary]:
+        found = sorted((c for c, _ in self._state.campaigns.values()), key=lambda c: c.month, reverse=True)
+        return [self._summary(c) for c in found[:limit]]
+
+    async def campaign(self, campaign_id: str) -> CampaignSummary | None:
+        found = self._state.campaigns.get(campaign_id)
+        return None if found is None else self._summary(found[0])
+
+    def _summary(self, campaign: Campaign) -> CampaignSummary:
+        return CampaignSummary(campaign, campaign_counts(self._state, campaign.id, self._clock.now()))

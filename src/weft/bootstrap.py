@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import re
 
-from weft.adapters.sql_migrate import migrate
+from weft.adapters.sql.migrate import migrate
 from weft.config import Settings, load_settings
 from weft.containers import Container
 from weft.domain.phone import mask_phones_in

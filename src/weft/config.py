@@ -1,20 +1,33 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import phonenumbers
+from apscheduler.triggers.cron import CronTrigger
 from dotenv import dotenv_values
 
 from weft.adapters.bird_sms import DEFAULT_BIRD_API_URL
+from weft.domain.quiet_hours import QuietHours
 
 SMS_PROVIDERS = ("console", "bird")
 EMAIL_PROVIDERS = ("console", "smtp", "resend")
 DEFAULT_DATABASE_URL = "sqlite:///weft.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+DEFAULT_SMS_RATE = {"bird": 10.0}
+"""Segments per second by provider when WEFT_SMS_RATE_PER_SECOND is unset. Bird: 10, the AT&T limit of a
+mid-trust US 10DLC campaign (600 a minute); lower tiers are 1/s, and Bird queues what exceeds a carrier limit
+but retries it only ten times. The console prints, so it needs no pace."""
+DEFAULT_MONTHLY_MESSAGE = (
+    "Thank you for being part of {program}. This is your monthly care message from our makers. "
+    "We appreciate your continued support. Reply STOP anytime to opt out."
+)
+DEFAULT_MONTHLY_SCHEDULE = "0 10 1 * *"
 
 
 class ConfigError(Exception):
@@ -54,6 +67,19 @@ class Settings:
     link_ttl_seconds: int = 7 * 24 * 3600
     checkout_min_dollars: int = 1
     checkout_max_dollars: int = 1000
+    sms_rate_per_second: float | None = None
+    """Segments per second to the SMS provider; None is unlimited."""
+    sms_daily_cap: int | None = None
+    send_retry_hours: float = 24.0
+    monthly_message: str = DEFAULT_MONTHLY_MESSAGE
+    monthly_schedule: str = DEFAULT_MONTHLY_SCHEDULE
+    quiet_hours: str = "21:00-09:00"
+    time_zone: str = "UTC"
+    scheduler: bool = True
+
+    @property
+    def care_text(self) -> str:
+        return self.monthly_message.replace("{program}", self.program_name)
 
     @property
     def payment_provider(self) -> str:
@@ -92,7 +118,8 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         bird_signing_key=get("BIRD_SIGNING_KEY"),
         admin_token=get("WEFT_ADMIN_TOKEN"),
         join_words=tuple(w.strip().upper() for w in get("WEFT_JOIN_WORDS", "LOVE").split(",") if w.strip()),
-        provider_sends_keyword_replies=_flag(get("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES", "false")),
+        provider_sends_keyword_replies=_flag("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES",
+                                             get("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES", "false")),
         program_name=get("WEFT_PROGRAM_NAME", "The Weft"),
         support_contact=get("WEFT_SUPPORT_CONTACT", "support@example.org"),
         default_region=get("WEFT_DEFAULT_REGION", "US").upper(),
@@ -112,7 +139,47 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         link_ttl_seconds=_int("WEFT_LINK_TTL_SECONDS", get("WEFT_LINK_TTL_SECONDS", str(7 * 24 * 3600))),
         checkout_min_dollars=_int("WEFT_CHECKOUT_MIN_DOLLARS", get("WEFT_CHECKOUT_MIN_DOLLARS", "1")),
         checkout_max_dollars=_int("WEFT_CHECKOUT_MAX_DOLLARS", get("WEFT_CHECKOUT_MAX_DOLLARS", "1000")),
+        **_sending(get),
     )
+
+
+def _sending(get: Callable[..., str]) -> dict[str, Any]:
+    provider = get("WEFT_SMS_PROVIDER", "console").lower()
+    rate = get("WEFT_SMS_RATE_PER_SECOND")
+    cap = get("WEFT_SMS_DAILY_CAP")
+    return {
+        "sms_rate_per_second": _rate(rate) if rate else DEFAULT_SMS_RATE.get(provider),
+        "sms_daily_cap": _positive_int("WEFT_SMS_DAILY_CAP", cap) if cap else None,
+        "send_retry_hours": _positive_number("WEFT_SEND_RETRY_HOURS", get("WEFT_SEND_RETRY_HOURS", "24")),
+        "monthly_message": get("WEFT_MONTHLY_MESSAGE", DEFAULT_MONTHLY_MESSAGE),
+        "monthly_schedule": get("WEFT_MONTHLY_SCHEDULE", DEFAULT_MONTHLY_SCHEDULE),
+        "quiet_hours": get("WEFT_QUIET_HOURS", "21:00-09:00").lower(),
+        "time_zone": get("WEFT_TIMEZONE", "UTC"),
+        "scheduler": _flag("WEFT_SCHEDULER", get("WEFT_SCHEDULER", "on")),
+    }
+
+
+def _rate(value: str) -> float | None:
+    if value.lower() in ("0", "unlimited", "none", "off"):
+        return None
+    return _positive_number("WEFT_SMS_RATE_PER_SECOND", value)
+
+
+def _positive_number(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number > 0 or number == float("inf"):
+        raise ConfigError(f"{name} must be a positive number, not {value!r}")
+    return number
+
+
+def _positive_int(name: str, value: str) -> int:
+    number = _int(name, value)
+    if number < 1:
+        raise ConfigError(f"{name} must be a positive whole number, not {value!r}")
+    return number
 
 
 def _int(name: str, value: str) -> int:
@@ -129,12 +196,12 @@ def _without_password(url: str) -> str:
     return repr(url.replace(f":{parts.password}@", ":***@", 1))
 
 
-def _flag(value: str) -> bool:
+def _flag(name: str, value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
     if value.lower() in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"WEFT_PROVIDER_SENDS_KEYWORD_REPLIES must be true or false, not {value!r}")
+    raise ConfigError(f"{name} must be true or false (on or off), not {value!r}")
 
 
 def _validate(s: Settings) -> None:
@@ -150,6 +217,7 @@ def _validate(s: Settings) -> None:
     if not s.join_words:
         raise ConfigError("WEFT_JOIN_WORDS must name at least one word")
     _validate_payments_and_email(s)
+    _validate_sending(s)
     if s.sms_provider == "bird":
         _require_http("BIRD_API_URL", s.bird_api_url)
         for name, value in (("BIRD_API_KEY", s.bird_api_key), ("BIRD_WORKSPACE_ID", s.bird_workspace_id),
@@ -176,3 +244,29 @@ def _validate_payments_and_email(s: Settings) -> None:
     _require_http("STRIPE_API_BASE", s.stripe_api_base)
     if not 1 <= s.checkout_min_dollars <= s.checkout_max_dollars:
         raise ConfigError("WEFT_CHECKOUT_MIN_DOLLARS must be at least 1 and not above WEFT_CHECKOUT_MAX_DOLLARS")
+
+
+def _validate_sending(s: Settings) -> None:
+    try:
+        ZoneInfo(s.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"WEFT_TIMEZONE must be a time zone name such as UTC or America/New_York, "
+                          f"not {s.time_zone!r}") from None
+    try:
+        quiet_hours(s)
+    except ValueError as exc:
+        raise ConfigError(f"WEFT_QUIET_HOURS: {exc} (or off)") from None
+    try:
+        monthly_trigger(s)
+    except ValueError as exc:
+        raise ConfigError(f"WEFT_MONTHLY_SCHEDULE must be a cron line such as '0 10 1 * *': {exc}") from None
+    if not s.monthly_message.strip():
+        raise ConfigError("WEFT_MONTHLY_MESSAGE must not be empty")
+
+
+def quiet_hours(s: Settings) -> QuietHours:
+    return QuietHours.none() if s.quiet_hours in ("off", "none", "") else QuietHours.parse(s.quiet_hours)
+
+
+def monthly_trigger(s: Settings) -> CronTrigger:
+    return CronTrigger.from_crontab(s.monthly_schedule, timezone=ZoneInfo(s.time_zone))

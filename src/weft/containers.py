@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
 import httpx
 from dependency_injector import containers, providers
@@ -12,22 +13,26 @@ from weft.adapters.console_email import ConsoleEmailSender
 from weft.adapters.console_sms import ConsoleSmsSender
 from weft.adapters.resend_email import ResendEmailSender
 from weft.adapters.smtp_email import SmtpEmailSender
-from weft.adapters.sql_engine import create_engine
-from weft.adapters.sql_store import SqlStore
+from weft.adapters.sql.engine import create_engine
+from weft.adapters.sql.unit_of_work import SqlStore
+from weft.adapters.sql.views import SqlViews
 from weft.adapters.stripe_payments import StripePaymentGateway
 from weft.adapters.system import SystemClock, new_id
 from weft.adapters.test_mode_payments import TestModePaymentGateway
 from weft.application.cancel_subscriptions import CancelSubscriptions
-from weft.application.deliver_outbox import DeliverOutbox, RetryPolicy
+from weft.application.deliver_outbox import DeliverOutbox, SendSettings
 from weft.application.handle_inbound_sms import HandleInboundSms, KeywordSettings
 from weft.application.handle_payment_event import HandlePaymentEvent
 from weft.application.link_tokens import LinkTokens
+from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
+from weft.application.pacing import Pacer
 from weft.application.replies import Replies
-from weft.application.run_journeys import RetryJourney, RunJourneys, SendPolicy
+from weft.application.run_journeys import JourneyPolicy, RetryJourney, RunJourneys
 from weft.application.start_checkout import CheckoutSettings, StartCheckout
-from weft.config import Settings
+from weft.application.work_queue import LeaseSettings, QueueWorker, RetryPolicy, Wakeups
+from weft.config import Settings, quiet_hours
+from weft.domain.messages import Lane
 from weft.domain.tiers import AmountBounds
-from weft.entrypoints.background import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +53,17 @@ def _smtp(settings: Settings) -> SmtpEmailSender:
     )
 
 
-def _wake_all(*workers: BackgroundWorker) -> Callable[[], None]:
-    def wake() -> None:
-        for worker in workers:
-            worker.wake()
+def _sms_retry(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(lifetime=timedelta(hours=settings.send_retry_hours))
 
-    return wake
+
+def _send_settings(settings: Settings) -> SendSettings:
+    return SendSettings(quiet_hours=quiet_hours(settings), time_zone=settings.time_zone,
+                        daily_cap=settings.sms_daily_cap)
+
+
+def _care_settings(settings: Settings) -> CareSettings:
+    return CareSettings(text=settings.care_text, quiet_hours=quiet_hours(settings), time_zone=settings.time_zone)
 
 
 class Container(containers.DeclarativeContainer):
@@ -102,9 +112,10 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    retry_policy = providers.Singleton(RetryPolicy)
-    send_policy = providers.Singleton(SendPolicy)
+    views = providers.Singleton(SqlViews, engine, clock)
+    wakeups = providers.Singleton(Wakeups)
     worker_poll_seconds = providers.Object(1.0)
+    lease_settings = providers.Singleton(LeaseSettings, owner=providers.Callable(new_id))
     replies = providers.Singleton(
         Replies,
         public_url=settings.provided.public_url,
@@ -115,14 +126,40 @@ class Container(containers.DeclarativeContainer):
         LinkTokens, providers.Callable(_link_secret, settings), settings.provided.link_ttl_seconds, clock
     )
 
-    deliver_outbox = providers.Singleton(DeliverOutbox, store, sms, clock, retry_policy)
-    outbox_worker = providers.Singleton(BackgroundWorker, "outbox", deliver_outbox, worker_poll_seconds)
-    run_journeys = providers.Singleton(RunJourneys, store, sms, email, clock, replies, send_policy, ids)
-    journey_worker = providers.Singleton(BackgroundWorker, "journeys", run_journeys, worker_poll_seconds)
-    cancel_subscriptions = providers.Singleton(CancelSubscriptions, store, payment_gateway, clock, retry_policy)
-    cancellation_worker = providers.Singleton(
-        BackgroundWorker, "cancellations", cancel_subscriptions, worker_poll_seconds
+    pacer = providers.Singleton(Pacer, settings.provided.sms_rate_per_second)
+    sms_retry = providers.Singleton(_sms_retry, settings)
+    send_settings = providers.Singleton(_send_settings, settings)
+    deliver_priority = providers.Singleton(
+        DeliverOutbox, Lane.PRIORITY, sms, pacer, store, clock, sms_retry, send_settings,
+        on_journey=wakeups.provided.caller.call("journeys"),
     )
+    deliver_broadcast = providers.Singleton(
+        DeliverOutbox, Lane.BROADCAST, sms, pacer, store, clock, sms_retry, send_settings,
+    )
+    send_concurrency = providers.Object(8)
+    priority_worker = providers.Singleton(QueueWorker, deliver_priority, store, clock, lease_settings,
+                                          send_concurrency, worker_poll_seconds)
+    broadcast_worker = providers.Singleton(QueueWorker, deliver_broadcast, store, clock, lease_settings,
+                                           send_concurrency, worker_poll_seconds)
+
+    journey_policy = providers.Singleton(JourneyPolicy)
+    run_journeys = providers.Singleton(RunJourneys, email, store, clock, replies, journey_policy,
+                                       on_queued=wakeups.provided.caller.call("outbox"))
+    journey_worker = providers.Singleton(QueueWorker, run_journeys, store, clock, lease_settings, 1,
+                                         worker_poll_seconds)
+    cancellation_retry = providers.Singleton(RetryPolicy, lifetime=timedelta(days=7))
+    cancel_subscriptions = providers.Singleton(CancelSubscriptions, payment_gateway, clock, cancellation_retry)
+    cancellation_worker = providers.Singleton(QueueWorker, cancel_subscriptions, store, clock, lease_settings, 1,
+                                              worker_poll_seconds)
+
+    care_settings = providers.Singleton(_care_settings, settings)
+    run_campaigns = providers.Singleton(RunCampaigns, store, views, clock, care_settings,
+                                        on_queued=wakeups.provided.caller.call("outbox"))
+    campaign_worker = providers.Singleton(QueueWorker, run_campaigns, store, clock, lease_settings, 1,
+                                          worker_poll_seconds)
+    start_monthly_care = providers.Singleton(StartMonthlyCare, store, views, clock, care_settings,
+                                             on_started=wakeups.provided.caller.call("campaigns"))
+    preview_monthly_care = providers.Singleton(PreviewMonthlyCare, views, clock, care_settings)
 
     keyword_settings = providers.Singleton(
         KeywordSettings,
@@ -130,8 +167,8 @@ class Container(containers.DeclarativeContainer):
         provider_sends_keyword_replies=settings.provided.provider_sends_keyword_replies,
     )
     handle_inbound_sms = providers.Singleton(
-        HandleInboundSms, store, clock, ids, replies, keyword_settings, links=link_tokens,
-        on_queued=providers.Callable(_wake_all, outbox_worker, cancellation_worker),
+        HandleInboundSms, store, clock, replies, keyword_settings, links=link_tokens,
+        on_queued=wakeups.provided.caller.call("outbox", "cancellations"),
     )
     checkout_settings = providers.Singleton(
         CheckoutSettings,
@@ -143,15 +180,18 @@ class Container(containers.DeclarativeContainer):
     )
     start_checkout = providers.Singleton(
         StartCheckout, store, payment_gateway, clock, ids, link_tokens, checkout_settings,
-        on_journey=journey_worker.provided.wake,
+        on_journey=wakeups.provided.caller.call("journeys"),
     )
     handle_payment_event = providers.Singleton(
         HandlePaymentEvent, store, payment_gateway, clock, ids, replies,
-        on_journey=journey_worker.provided.wake, on_queued=outbox_worker.provided.wake,
+        on_journey=wakeups.provided.caller.call("journeys"), on_queued=wakeups.provided.caller.call("outbox"),
     )
-    retry_journey = providers.Singleton(RetryJourney, store, clock, on_queued=journey_worker.provided.wake)
+    retry_journey = providers.Singleton(RetryJourney, store, clock,
+                                        on_queued=wakeups.provided.caller.call("journeys", "outbox"))
 
 
 
-def background_workers(container: Container) -> list[BackgroundWorker]:
-    return [container.outbox_worker(), container.journey_worker(), container.cancellation_worker()]
+def background_workers(container: Container) -> list[QueueWorker[Any, Any]]:
+    """Every queue worker, most urgent first; each registered under its wake-up names."""
+    return [container.priority_worker(), container.broadcast_worker(), container.journey_worker(),
+            container.cancellation_worker(), container.campaign_worker()]

@@ -5,6 +5,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import attrs
@@ -17,8 +18,8 @@ from dependency_injector import providers
 from tests.integration.loopback import LoopbackBird
 from tests.integration.loopback_stripe import LoopbackStripe
 from tests.integration.test_email_adapters import Inbox, start_smtp
-from weft.application.deliver_outbox import RetryPolicy
-from weft.application.run_journeys import SendPolicy
+from weft.application.run_journeys import JourneyPolicy
+from weft.application.work_queue import RetryPolicy
 from weft.bootstrap import bootstrap
 from weft.config import Settings
 from weft.containers import Container
@@ -80,14 +81,20 @@ def settings(database_url: str, bird: LoopbackBird) -> Settings:
         bird_access_key_id="ak-1",
         bird_signing_key=SIGNING_KEY,
         admin_token=ADMIN_TOKEN,
+        quiet_hours="off",
+        scheduler=False,
     )
 
 
 def fast_container(settings: Settings) -> Container:
     container = bootstrap(settings)
-    container.retry_policy.override(providers.Object(RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=0.2)))
+    container.sms_retry.override(providers.Object(RetryPolicy(base_delay=0.05, max_delay=0.2,
+                                                              lifetime=timedelta(seconds=2))))
+    container.cancellation_retry.override(providers.Object(RetryPolicy(base_delay=0.05, max_delay=0.2,
+                                                                       lifetime=timedelta(seconds=2))))
     container.worker_poll_seconds.override(providers.Object(0.05))
-    container.send_policy.override(providers.Object(SendPolicy(attempts=3, delays=(0.01, 0.02))))
+    container.journey_policy.override(providers.Object(JourneyPolicy(email_delays=(0.01, 0.02),
+                                                                     sms_wait_seconds=1.0)))
     return container
 
 

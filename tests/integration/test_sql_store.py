@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from weft.adapters.sql_engine import create_engine
-from weft.adapters.sql_migrate import migrate
-from weft.adapters.sql_store import SqlStore
-from weft.application.ports import Transaction
+from weft.adapters.sql.engine import create_engine
+from weft.adapters.sql.migrate import migrate
+from weft.adapters.sql.unit_of_work import SqlStore
+from weft.application.unit_of_work import Transaction
 from weft.domain.messages import InboundSms
 from weft.domain.phone import PhoneNumber
 
@@ -23,28 +23,30 @@ def _message(number: int) -> InboundSms:
 
 
 def _recorder(number: int) -> Callable[[Transaction], bool]:
-    return lambda tx: tx.record_inbound(_message(number), AT)
+    return lambda tx: tx.inbound.record(_message(number), AT)
 
 
 async def test_the_writer_survives_an_unreachable_database_and_recovers(tmp_path: Path) -> None:
     folder = tmp_path / "later"
-    store = SqlStore(create_engine(f"sqlite:///{folder / 'weft.db'}"))
+    engine = create_engine(f"sqlite:///{folder / 'weft.db'}")
+    store = SqlStore(engine)
     try:
         with pytest.raises(sa.exc.OperationalError):
             await store.transaction(_recorder(1))
         folder.mkdir()
-        migrate(store.engine)
+        migrate(engine)
         assert await store.transaction(_recorder(2)) is True
     finally:
         store.close()
 
 
 async def test_a_failing_unit_rolls_back_alone_while_its_group_commits(tmp_path: Path) -> None:
-    store = SqlStore(create_engine(f"sqlite:///{tmp_path / 'weft.db'}"))
-    migrate(store.engine)
+    engine = create_engine(f"sqlite:///{tmp_path / 'weft.db'}")
+    store = SqlStore(engine)
+    migrate(engine)
 
     def failing(tx: Transaction) -> None:
-        tx.record_inbound(_message(99), AT)
+        tx.inbound.record(_message(99), AT)
         raise RuntimeError("this unit fails")
 
     try:

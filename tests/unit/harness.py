@@ -1,26 +1,40 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 from typing import Any
 
-from tests.fakes import FakeEmailSender, FakePaymentGateway, FakeSmsSender, FixedClock, InMemoryStore, SequentialIds
+from tests.fakes import (
+    FakeEmailSender,
+    FakePaymentGateway,
+    FakeSmsSender,
+    FixedClock,
+    InMemoryStore,
+    InMemoryViews,
+    SequentialIds,
+)
 from weft.application.cancel_subscriptions import CancelSubscriptions
-from weft.application.deliver_outbox import RetryPolicy
+from weft.application.deliver_outbox import DeliverOutbox, SendSettings
 from weft.application.handle_inbound_sms import HandleInboundSms, KeywordSettings
 from weft.application.handle_payment_event import EventOutcome, HandlePaymentEvent
 from weft.application.link_tokens import LinkTokens
+from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
+from weft.application.pacing import Pacer
 from weft.application.ports import PaymentEvent
 from weft.application.replies import Replies
-from weft.application.run_journeys import RetryJourney, RunJourneys, SendPolicy
+from weft.application.run_journeys import JourneyPolicy, RetryJourney, RunJourneys
 from weft.application.start_checkout import CheckoutForm, CheckoutResult, CheckoutSettings, StartCheckout
+from weft.application.work_queue import LeaseSettings, QueueWorker, RetryPolicy
 from weft.domain.errors import PaymentProviderError
-from weft.domain.messages import InboundSms
+from weft.domain.messages import InboundSms, Lane
 from weft.domain.phone import PhoneNumber
+from weft.domain.quiet_hours import QuietHours
 
 PHONE = "+14155550123"
 EMAIL = "ada@example.org"
 PUBLIC_URL = "https://weft.example"
 TOKEN_TTL = 3600
+CARE_TEXT = "Thank you for being part of The Weft. This is your monthly care message."
 
 
 class RefusingGateway(FakePaymentGateway):
@@ -33,8 +47,11 @@ class RefusingGateway(FakePaymentGateway):
 class World:
     """Every use case wired to the same fakes, plus the few moves a member and the provider make."""
 
-    def __init__(self, gateway: FakePaymentGateway | None = None, journey_policy: SendPolicy | None = None) -> None:
+    def __init__(self, gateway: FakePaymentGateway | None = None, journey_policy: JourneyPolicy | None = None,
+                 rate: float | None = None, send_settings: SendSettings | None = None,
+                 care: CareSettings | None = None, sms_lifetime: timedelta = timedelta(hours=24)) -> None:
         self.store, self.clock, self.ids = InMemoryStore(), FixedClock(), SequentialIds()
+        self.views = InMemoryViews(self.store, self.clock)
         self.gateway = gateway or FakePaymentGateway()
         self.sms, self.email = FakeSmsSender(), FakeEmailSender()
         self.links = LinkTokens("test-secret", TOKEN_TTL, self.clock)
@@ -42,13 +59,56 @@ class World:
         self.checkout = StartCheckout(self.store, self.gateway, self.clock, self.ids, self.links,
                                       CheckoutSettings(PUBLIC_URL))
         self.handle_event = HandlePaymentEvent(self.store, self.gateway, self.clock, self.ids, self.replies)
-        self.run_journeys = RunJourneys(self.store, self.sms, self.email, self.clock, self.replies,
-                                        journey_policy or SendPolicy(attempts=3, delays=(0, 0)), ids=self.ids)
         self.retry_journey = RetryJourney(self.store, self.clock)
-        self.inbound = HandleInboundSms(self.store, self.clock, self.ids, self.replies, KeywordSettings(), self.links)
-        self.cancel = CancelSubscriptions(self.store, self.gateway, self.clock, RetryPolicy(max_attempts=3,
-                                                                                            base_delay=2))
+        self.inbound = HandleInboundSms(self.store, self.clock, self.replies, KeywordSettings(), self.links)
+        self.pacer = Pacer(rate, monotonic=self.clock.monotonic, sleep=self.clock.sleep)
+        self.sms_retry = RetryPolicy(base_delay=2, max_delay=300, lifetime=sms_lifetime)
+        self.send_settings = send_settings or SendSettings(quiet_hours=QuietHours.none())
+        self.care_settings = care or CareSettings(text=CARE_TEXT, quiet_hours=QuietHours.none(), batch=3)
+        self.lease = LeaseSettings("worker-1", seconds=30)
+        self.outbox = {lane: self._worker(self.deliverer(lane), 8) for lane in Lane}
+        self.journeys = self._worker(RunJourneys(self.email, self.store, self.clock, self.replies,
+                                                 journey_policy or JourneyPolicy(email_delays=(0, 0))))
+        self.cancellations = self._worker(CancelSubscriptions(self.gateway, self.clock, RetryPolicy(
+            base_delay=2, max_delay=60, lifetime=timedelta(hours=1))))
+        self.campaigns = self._worker(RunCampaigns(self.store, self.views, self.clock, self.care_settings))
+        self.start_care = StartMonthlyCare(self.store, self.views, self.clock, self.care_settings)
+        self.preview_care = PreviewMonthlyCare(self.views, self.clock, self.care_settings)
         self._counter = itertools.count(1)
+
+    def deliverer(self, lane: Lane) -> DeliverOutbox:
+        return DeliverOutbox(lane, self.sms, self.pacer, self.store, self.clock, self.sms_retry, self.send_settings,
+                             monotonic=self.clock.monotonic)
+
+    def _worker(self, work: Any, concurrency: int = 1) -> QueueWorker[Any, Any]:
+        return QueueWorker(work, self.store, self.clock, self.lease, concurrency=concurrency)
+
+    async def deliver(self, lane: Lane | None = None) -> int:
+        """Send what is due in the outbox (one lane, or both); returns how many messages were handled."""
+        lanes = [lane] if lane is not None else list(Lane)
+        return sum([await self.outbox[each].drain() for each in lanes])
+
+    async def run_journeys(self) -> int:
+        """Run due journeys and the texts they queue until nothing more is due now; returns journeys handled."""
+        handled = 0
+        while True:
+            journeys = await self.journeys.drain()
+            handled += journeys
+            if not journeys and not await self.deliver():
+                return handled
+
+    async def cancel(self) -> int:
+        return await self.cancellations.drain()
+
+    async def run_campaigns(self) -> int:
+        """Select and send due campaigns until nothing more is due now; returns messages handled."""
+        sent = 0
+        while True:
+            selected = await self.campaigns.drain()
+            delivered = await self.deliver()
+            sent += delivered
+            if not selected and not delivered:
+                return sent
 
     def token(self, phone: str = PHONE) -> str:
         return self.links.issue(PhoneNumber(phone))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes import FixedClock, InMemoryStore, SequentialIds
+from tests.fakes import FixedClock, InMemoryStore
 from weft.application.handle_inbound_sms import HandleInboundSms, InboundOutcome, KeywordSettings
 from weft.application.replies import Replies
 from weft.domain.messages import InboundSms, MessageKind
@@ -18,7 +18,7 @@ class Harness:
         self.wakes = 0
         self.counter = 0
         self.handle = HandleInboundSms(
-            self.store, FixedClock(), SequentialIds(), Replies(public_url="https://weft.example"),
+            self.store, FixedClock(), Replies(public_url="https://weft.example"),
             settings or KeywordSettings(), on_queued=self._woken,
         )
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests.unit.harness import EMAIL, PHONE, World
@@ -20,12 +22,33 @@ async def joined(proven: bool = True) -> World:
     return w
 
 
-async def test_a_due_journey_texts_the_welcome_then_emails_then_grants_access() -> None:
+async def test_a_due_journey_queues_the_welcome_text_then_emails_once_it_is_sent_then_grants_access() -> None:
     w = await joined()
-    assert await w.run_journeys() == 1
+    await w.run_journeys()
     assert [m.text for m in w.sms.sent] == [w.replies.welcome]
     assert [(e.to, e.subject) for e in w.email.sent] == [(EMAIL, "Welcome to Community Weft")]
-    assert w.store.actions()[-3:] == ["journey.sms_sent", "journey.email_sent", "journey.customer_access_granted"]
+    assert w.store.actions()[-4:] == ["journey.sms_sent.queued", "journey.sms_sent", "journey.email_sent",
+                                      "journey.customer_access_granted"]
+
+
+async def test_the_welcome_text_goes_through_the_outbox_under_its_payment_key() -> None:
+    w = await joined()
+    await w.journeys.drain()
+    (queued,) = w.store.messages()
+    assert (queued.status, queued.message.id, queued.message.journey_id) == (
+        DeliveryStatus.PENDING, f"welcome:{w.store.payment().id}", w.store.journey().id)
+    assert w.sms.attempts == []
+    assert w.email.sent == []
+
+
+async def test_the_email_goes_without_waiting_longer_once_the_text_has_waited_too_long() -> None:
+    w = await joined()
+    w.sms.fail_next(TRANSIENT)
+    await w.journeys.drain()
+    w.clock.advance(121)
+    await w.journeys.drain()
+    assert len(w.email.sent) == 1
+    assert "could not be delivered" in w.email.sent[0].text
 
 
 async def test_a_journey_with_every_step_done_is_completed() -> None:
@@ -87,20 +110,31 @@ async def test_a_refused_text_is_not_retried() -> None:
     assert w.store.messages()[0].status is DeliveryStatus.FAILED
 
 
-async def test_transient_text_failures_are_retried_within_the_policy() -> None:
+async def test_a_transiently_failing_text_is_retried_by_the_outbox_with_backoff_until_it_goes() -> None:
     w = await joined()
     w.sms.fail_next(TRANSIENT, TRANSIENT)
     await w.run_journeys()
+    assert w.store.journey().failed_steps == {Step.SMS_SENT: "HTTP 503 (still trying)"}
+    for wait in (2, 4):
+        w.clock.advance(wait)
+        await w.run_journeys()
     assert len(w.sms.attempts) == 3
     assert w.store.journey().succeeded(Step.SMS_SENT)
     assert w.store.messages()[0].attempts == 3
 
 
-async def test_transient_text_failures_beyond_the_policy_fail_the_step() -> None:
-    w = await joined()
-    w.sms.fail_next(TRANSIENT, TRANSIENT, TRANSIENT)
+async def test_a_text_that_fails_transiently_for_its_whole_lifetime_expires_and_fails_the_step() -> None:
+    w = World(sms_lifetime=timedelta(hours=2))
+    await w.sign_up("free", token=w.token())
+    w.sms.fail_next(*[TRANSIENT] * 1000)
     await w.run_journeys()
-    assert len(w.sms.attempts) == 3
+    while w.store.messages()[0].status is DeliveryStatus.PENDING:
+        w.clock.advance(300)
+        await w.run_journeys()
+    (entry,) = w.store.messages()
+    assert entry.status is DeliveryStatus.EXPIRED
+    assert entry.first_attempt_at is not None and entry.attempts > 20
+    assert w.clock.now() - entry.first_attempt_at >= timedelta(hours=2)
     assert w.store.journey().failed_steps == {Step.SMS_SENT: "HTTP 503"}
 
 
@@ -119,7 +153,7 @@ async def test_an_opted_out_member_is_not_texted_and_the_step_is_skipped() -> No
     await w.text("STOP")
     await w.run_journeys()
     journey = w.store.journey()
-    assert w.sms.attempts == []
+    assert [m.kind for m in w.sms.attempts] == [MessageKind.OPT_OUT_CONFIRMATION]
     assert journey.succeeded(Step.SMS_SENT)
     assert journey.steps[Step.SMS_SENT].detail.startswith("skipped")
     assert journey.completed_at is not None
@@ -152,7 +186,7 @@ async def test_a_retry_resends_only_the_failed_email() -> None:
     assert w.store.journey().completed_at is not None
 
 
-async def test_a_retry_resends_only_the_failed_text() -> None:
+async def test_a_retry_sends_the_failed_text_again_under_its_own_key() -> None:
     w = await joined()
     w.sms.fail_next(INVALID_NUMBER)
     await w.run_journeys()
@@ -160,7 +194,8 @@ async def test_a_retry_resends_only_the_failed_text() -> None:
     await w.run_journeys()
     assert ([m.kind for m in w.sms.sent], len(w.email.sent)) == ([MessageKind.WELCOME], 1)
     assert w.store.journey().failed_steps == {}
-    assert [e.status for e in w.store.messages()] == [DeliveryStatus.FAILED, DeliveryStatus.SENT]
+    (entry,) = w.store.messages()
+    assert (entry.status, entry.message.id) == (DeliveryStatus.SENT, f"welcome:{w.store.payment().id}")
 
 
 async def test_a_retry_is_audited_with_the_failed_steps() -> None:

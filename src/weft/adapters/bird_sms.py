@@ -7,7 +7,7 @@ from urllib.parse import quote
 import httpx
 
 from weft.adapters.json_bodies import response_object, retry_after
-from weft.domain.messages import OutboundSms, SendResult
+from weft.domain.messages import Lookup, LookupResult, OutboundSms, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,28 @@ class BirdSmsSender:
             return SendResult(accepted=False, error=f"network error: {type(exc).__name__}", transient=True)
         return _result(response)
 
+    async def lookup(self, message: OutboundSms) -> LookupResult:
+        """Ask Bird for a channel message with our id as its `reference`. Whether the list endpoint filters by
+        `reference` is not documented: a page holding any other message means the filter was ignored, and the
+        answer is UNKNOWN rather than a false "not sent"."""
+        if message.conversation_id and self._access_key_id:
+            return LookupResult(Lookup.UNKNOWN, error="conversation replies carry no reference to look up")
+        url = f"{self._channel_url(message)}/messages"
+        try:
+            response = await self._client.get(url, params={"reference": message.id, "limit": 10},
+                                              headers=self._headers)
+        except httpx.HTTPError as exc:
+            return LookupResult(Lookup.UNKNOWN, error=f"network error: {type(exc).__name__}", transient=True)
+        if response.status_code == 429 or response.status_code >= 500:
+            return LookupResult(Lookup.UNKNOWN, error=f"HTTP {response.status_code}", transient=True)
+        if not response.is_success:
+            return LookupResult(Lookup.UNKNOWN, error=f"HTTP {response.status_code}: {response.text[:200]}")
+        return _found(response_object(response).get("results"), message.id)
+
+    def _channel_url(self, message: OutboundSms) -> str:
+        # Ids come from webhook payloads: quoted, so none can steer the request to another API path.
+        return f"{self._base}/channels/{quote(message.channel_id or self._channel_id, safe='')}"
+
     def _request(self, message: OutboundSms) -> tuple[str, dict[str, Any]]:
         text = {"type": "text", "text": {"text": message.text}}
         if message.conversation_id and self._access_key_id:
@@ -50,9 +72,7 @@ class BirdSmsSender:
                 "recipients": [{"type": "to", "identifierKey": "phonenumber", "identifierValue": message.to.e164}],
                 "body": text,
             }
-        channel = message.channel_id or self._channel_id
-        # Ids come from webhook payloads: quoted, so none can steer the request to another API path.
-        return f"{self._base}/channels/{quote(channel, safe='')}/messages", {
+        return f"{self._channel_url(message)}/messages", {
             "receiver": {"contacts": [{"identifierKey": "phonenumber", "identifierValue": message.to.e164}]},
             "body": text,
             # Our outbox id, so a resend after a crash can be matched to the first attempt at Bird.
@@ -65,5 +85,19 @@ def _result(response: httpx.Response) -> SendResult:
         return SendResult(accepted=True, provider_id=response_object(response).get("id"))
     error = f"HTTP {response.status_code}: {response.text[:300]}"
     if response.status_code == 429 or response.status_code >= 500:
-        return SendResult(accepted=False, error=error, transient=True, retry_after=retry_after(response))
+        # Bird: a 429 "has not been processed and can be retried".
+        return SendResult(accepted=False, error=error, transient=True, retry_after=retry_after(response),
+                          throttled=response.status_code == 429)
     return SendResult(accepted=False, error=error)
+
+
+def _found(results: object, reference: str) -> LookupResult:
+    if not isinstance(results, list):
+        return LookupResult(Lookup.UNKNOWN, error="Bird's answer holds no list of messages")
+    items = [r for r in results if isinstance(r, dict)]
+    if any(r.get("reference") != reference for r in items):
+        return LookupResult(Lookup.UNKNOWN, error="Bird did not filter its messages by reference")
+    if not items:
+        return LookupResult(Lookup.NOT_FOUND)
+    found = items[0].get("id")
+    return LookupResult(Lookup.FOUND, provider_id=found if isinstance(found, str) else None)

@@ -1,92 +1,192 @@
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import attrs
 
-from weft.application.ports import Clock, OutboxEntry, SmsSender, Store, Transaction
-from weft.domain.messages import DeliveryStatus, SendResult
+from weft.application.journey_steps import report_sms_outcome
+from weft.application.pacing import Pacer
+from weft.application.phone_numbers import time_zones
+from weft.application.ports import Clock, SmsSender
+from weft.application.unit_of_work import Lease, OutboxEntry, Store, Transaction
+from weft.application.work_queue import RetryPolicy
+from weft.domain.messages import DeliveryStatus, Lane, Lookup, SendResult
+from weft.domain.quiet_hours import QuietHours
+from weft.domain.segments import sms_segments
+from weft.domain.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
+BROADCAST_LEASE = "sms-broadcast"
+"""Only the instance holding this lease sends the broadcast lane, so the configured pace holds across instances."""
+
 
 @attrs.frozen
-class RetryPolicy:
-    max_attempts: int = 8
-    base_delay: float = 2.0
-    max_delay: float = 600.0
-    lease: float = 600.0
-    """How long a claimed message stays invisible to other workers while it is being sent."""
+class SendSettings:
+    quiet_hours: QuietHours = QuietHours.parse("21:00-09:00")
+    time_zone: str = "UTC"
+    """Where a day starts for the daily cap, and the quiet-hours zone of a number whose zone is unknown."""
+    daily_cap: int | None = None
+    """Most messages a day; reached, the broadcast lane waits for the next day (answers and journeys still go)."""
+    max_batch: int = 200
+    stale_claim_seconds: float = 2.0
+    """A claimed message that waited longer than this for the pace has its consent and quiet hours read again
+    before it is sent, so an opt-out always wins."""
+    lookup_retry_seconds: float = 30.0
 
-    def delay(self, attempts: int, retry_after: float | None) -> float:
-        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempts - 1))
-        return max(backoff, min(retry_after or 0.0, self.max_delay))
+
+@attrs.frozen
+class Claimed:
+    entry: OutboxEntry
+    claimed_at: float
+
+
+@attrs.frozen
+class Delivery:
+    """What happened to one claimed message: the provider's answer, or None when it was not attempted."""
+
+    entry: OutboxEntry
+    at: datetime
+    result: SendResult | None = None
+    retry_at: datetime | None = None
+    possible_duplicate: bool = False
+    held_back: OutboxEntry | None = None
+    """Checked again after a long wait for the pace and not sent (consent changed, quiet hours began): as recorded."""
 
 
 class DeliverOutbox:
-    """Send what is due in the outbox; retry transient faults with backoff, record permanent ones."""
+    """The send pipeline for one lane: claim due messages (consent, expiry and quiet hours checked again), pace
+    them, hand them to the provider, and record each outcome; a message left in doubt by a crash is looked up at
+    the provider before it is sent again."""
 
-    def __init__(
-        self, store: Store, sms: SmsSender, clock: Clock, policy: RetryPolicy, batch: int = 100, concurrency: int = 8
-    ) -> None:
-        self._store = store
-        self._sms = sms
-        self._clock = clock
-        self._policy = policy
-        self._batch = batch
-        self._concurrency = concurrency
+    def __init__(self, lane: Lane, sms: SmsSender, pacer: Pacer, store: Store, clock: Clock, policy: RetryPolicy,
+                 settings: SendSettings, monotonic: Callable[[], float] = time.monotonic,
+                 on_journey: Callable[[], None] = lambda: None) -> None:
+        self.name = f"outbox-{lane.name.lower()}"
+        self._lane, self._sms, self._pacer, self._store, self._clock = lane, sms, pacer, store, clock
+        self._policy, self._settings, self._monotonic, self._on_journey = policy, settings, monotonic, on_journey
+        self._zone = ZoneInfo(settings.time_zone)
 
-    async def __call__(self) -> int:
-        """Deliver one batch of due messages; returns how many were attempted."""
-        now = self._clock.now()
-        claimed = await self._store.transaction(lambda tx: self._claim(tx, now))
-        if not claimed:
+    def batch_size(self) -> int:
+        if self._pacer.paused_for(self._lane) > 0:
             return 0
-        # A few sends at a time: a hundred at once only opens a hundred connections and slows every one of them.
-        sending = asyncio.Semaphore(self._concurrency)
-        results = await asyncio.gather(*(self._send(sending, entry) for entry in claimed))
-        done = self._clock.now()
-        await self._store.transaction(lambda tx: self._record(tx, claimed, list(results), done))
-        return len(claimed)
+        rate = self._pacer.rate
+        # About a second of sending at a time: a claim is never held long before its send.
+        return self._settings.max_batch if rate is None else max(1, min(self._settings.max_batch, int(rate)))
 
-    async def _send(self, sending: asyncio.Semaphore, entry: OutboxEntry) -> SendResult:
-        async with sending:
-            try:
-                return await self._sms.send(entry.message)
-            except Exception as exc:  # a sender bug must fail this message alone, not leave the batch to resend
-                log.exception("sending %s raised", entry.message.id)
-                return SendResult(accepted=False, error=f"sender raised {type(exc).__name__}: {exc}")
+    def claim(self, tx: Transaction, lease: Lease, now: datetime, limit: int) -> list[Claimed]:
+        limit = self._limit(tx, lease, now, limit)
+        if limit <= 0:
+            return []
+        entries = tx.outbox.claim(self._lane, lease, now, limit)
+        members = tx.members.get_many({e.message.to for e in entries})
+        ready: list[OutboxEntry] = []
+        settled: list[OutboxEntry] = []
+        for entry in entries:
+            gated = self._gate(entry, members.get(entry.message.to.e164), now)
+            (ready if gated is None else settled).append(entry if gated is None else gated)
+        if settled:
+            self._write(tx, settled, now)
+        claimed_at = self._monotonic()
+        return [Claimed(entry, claimed_at) for entry in ready]
 
-    def _claim(self, tx: Transaction, now: datetime) -> list[OutboxEntry]:
-        claimed = []
-        lease_until = now + timedelta(seconds=self._policy.lease)
-        for entry in tx.due_messages(now, self._batch):
-            subscriber = tx.get_subscriber(entry.message.to)
-            if subscriber is not None and not subscriber.may_receive(entry.message.kind):
-                # Consent can change between queueing and sending: the opt-out wins.
-                tx.update_delivery(entry.message.id, attrs.evolve(entry, status=DeliveryStatus.SUPPRESSED))
-                continue
-            tx.update_delivery(entry.message.id, attrs.evolve(entry, next_attempt_at=lease_until))
-            claimed.append(entry)
-        return claimed
+    async def perform(self, item: Claimed) -> Delivery:
+        entry, message = item.entry, item.entry.message
+        possible_duplicate = False
+        if entry.in_doubt:
+            found = await self._sms.lookup(message)
+            now = self._clock.now()
+            if found.state is Lookup.FOUND:
+                return Delivery(entry, now, SendResult(accepted=True, provider_id=found.provider_id))
+            if found.transient:
+                return Delivery(entry, now, retry_at=now + timedelta(seconds=self._settings.lookup_retry_seconds))
+            possible_duplicate = found.state is Lookup.UNKNOWN
+        await self._pacer.acquire(self._lane, sms_segments(message.text))
+        if self._monotonic() - item.claimed_at > self._settings.stale_claim_seconds:
+            held_back = await self._check_again(entry)
+            if held_back is not None:
+                return Delivery(entry, self._clock.now(), held_back=held_back)
+        result = await self._sms.send(message)
+        if result.retry_after is not None or result.throttled:
+            self._pacer.pause(self._lane, result.retry_after if result.retry_after is not None else 1.0)
+        return Delivery(entry, self._clock.now(), result, possible_duplicate=possible_duplicate)
 
-    def _record(self, tx: Transaction, claimed: list[OutboxEntry], results: list[SendResult], now: datetime) -> None:
-        for entry, result in zip(claimed, results, strict=True):
-            tx.update_delivery(entry.message.id, self._outcome(entry, result, now))
+    def failed(self, item: Claimed, error: Exception) -> Delivery:
+        result = SendResult(accepted=False, error=f"sender raised {type(error).__name__}: {error}")
+        return Delivery(item.entry, self._clock.now(), result)
 
-    def _outcome(self, entry: OutboxEntry, result: SendResult, now: datetime) -> OutboxEntry:
-        attempts = entry.attempts + 1
+    def record(self, tx: Transaction, outcomes: list[Delivery], now: datetime) -> None:
+        self._write(tx, [self._settle(d) for d in outcomes], now)
+
+    def after_commit(self, outcomes: list[Delivery]) -> None:
+        if any(d.entry.message.journey_id for d in outcomes):
+            self._on_journey()
+
+    async def _check_again(self, entry: OutboxEntry) -> OutboxEntry | None:
+        """After a long wait for the pace (a paused lane, a slow rate), consent and quiet hours are read again."""
+        member = await self._store.transaction(lambda tx: tx.members.get(entry.message.to))
+        return self._gate(entry, member, self._clock.now())
+
+    def _limit(self, tx: Transaction, lease: Lease, now: datetime, limit: int) -> int:
+        if self._lane is not Lane.BROADCAST:
+            return limit
+        if not tx.leases.take(BROADCAST_LEASE, lease.owner, now, lease.until):
+            return 0
+        if self._settings.daily_cap is None:
+            return limit
+        return min(limit, self._settings.daily_cap - tx.outbox.count_sent(self._day(now)))
+
+    def _gate(self, entry: OutboxEntry, subscriber: Subscriber | None, now: datetime) -> OutboxEntry | None:
+        """Why this message may not go now (suppressed, expired, rescheduled), or None to send it."""
+        message = entry.message
+        if subscriber is not None and not subscriber.may_receive(message.kind):
+            # Consent can change between queueing and sending: the opt-out wins.
+            return attrs.evolve(entry, status=DeliveryStatus.SUPPRESSED, next_attempt_at=None, in_doubt=False,
+                                error=f"not sent: consent is {subscriber.consent.value}")
+        if message.expires_at is not None and now >= message.expires_at:
+            return attrs.evolve(entry, status=DeliveryStatus.EXPIRED, next_attempt_at=None, in_doubt=False,
+                                error="not sent: the link in it had expired")
+        if self._lane is Lane.BROADCAST:
+            allowed = self._settings.quiet_hours.next_allowed(now, time_zones(message.to, self._settings.time_zone))
+            if allowed > now:
+                return attrs.evolve(entry, next_attempt_at=allowed)
+        return None
+
+    def _settle(self, d: Delivery) -> OutboxEntry:
+        if d.held_back is not None:
+            return d.held_back
+        entry, result = d.entry, d.result
+        duplicate = entry.possible_duplicate or d.possible_duplicate
+        if result is None:
+            return attrs.evolve(entry, next_attempt_at=d.retry_at or d.at)
+        first = entry.first_attempt_at or d.at
+        done = attrs.evolve(entry, first_attempt_at=first, in_doubt=False, possible_duplicate=duplicate,
+                            error=result.error)
         if result.accepted:
-            return attrs.evolve(
-                entry, status=DeliveryStatus.SENT, attempts=attempts, provider_id=result.provider_id,
-                error=None, sent_at=now, next_attempt_at=None,
-            )
+            return attrs.evolve(done, status=DeliveryStatus.SENT, attempts=entry.attempts + 1, sent_at=d.at,
+                                provider_id=result.provider_id, next_attempt_at=None)
+        # A throttled send was refused before it was processed: it does not count as a failed attempt.
+        attempts = entry.attempts if result.throttled else entry.attempts + 1
         log.warning("sms %s to %s failed (attempt %d): %s", entry.message.id, entry.message.to.masked, attempts,
                     result.error)
-        if result.transient and attempts < self._policy.max_attempts:
-            retry_at = now + timedelta(seconds=self._policy.delay(attempts, result.retry_after))
-            return attrs.evolve(entry, attempts=attempts, error=result.error, next_attempt_at=retry_at)
-        return attrs.evolve(entry, status=DeliveryStatus.FAILED, attempts=attempts, error=result.error,
-                            next_attempt_at=None)
+        retry_at = self._policy.next_attempt(attempts, first, d.at, result.retry_after) if result.transient else None
+        if retry_at is not None:
+            return attrs.evolve(done, attempts=attempts, next_attempt_at=retry_at)
+        status = DeliveryStatus.EXPIRED if result.transient else DeliveryStatus.FAILED
+        return attrs.evolve(done, status=status, attempts=attempts, next_attempt_at=None)
+
+    def _write(self, tx: Transaction, entries: Sequence[OutboxEntry], now: datetime) -> None:
+        tx.outbox.record(entries)
+        sent = sum(1 for e in entries if e.status is DeliveryStatus.SENT)
+        if sent:
+            tx.outbox.add_sent(self._day(now), sent)
+        for entry in entries:
+            if entry.message.journey_id:
+                report_sms_outcome(tx, entry, now)
+
+    def _day(self, now: datetime) -> str:
+        return now.astimezone(self._zone).date().isoformat()

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from weft.application.ports import Cancellation, Transaction
-from weft.domain.journey import AuditEntry, Journey, Step
+from weft.application.journey_steps import audit_step
+from weft.application.unit_of_work import Cancellation, Transaction
+from weft.domain.journey import Journey, Step
 from weft.domain.payment import Payment
 from weft.domain.subscriber import Consent, Membership, Subscriber
 
@@ -11,21 +12,22 @@ from weft.domain.subscriber import Consent, Membership, Subscriber
 def fulfil(tx: Transaction, payment: Payment, now: datetime) -> Journey:
     """Inside the transaction that confirmed the payment: update the member and start its journey (idempotent)."""
     journey_id = f"jny_{payment.id}"
-    existing = tx.get_journey(journey_id)
+    existing = tx.journeys.get(journey_id)
     if existing is not None:
         return existing
-    subscriber = tx.get_subscriber(payment.phone) or Subscriber.first_contact(payment.phone, now)
+    subscriber = tx.members.get(payment.phone) or Subscriber.first_contact(payment.phone, now)
     skip_sms = _update_member(tx, subscriber, payment, now)
-    tx.save_subscriber(subscriber)
+    tx.members.save(subscriber)
     journey = Journey(id=journey_id, payment_id=payment.id, started_at=now)
     journey.done(Step.PAYMENT_PROCESSED, now, f"{payment.tier} {payment.status.value}")
     state = f"{subscriber.membership.value} member, consent {subscriber.consent.value}"
     journey.done(Step.DATABASE_UPDATED, now, state)
     if skip_sms:
         journey.done(Step.SMS_SENT, now, f"skipped: {skip_sms}")
-    tx.save_journey(journey, next_run_at=now)
+    tx.journeys.save(journey)
+    tx.journeys.schedule(journey.id, now)
     for step in journey.steps:
-        tx.audit(audit_step(journey, payment, step))
+        tx.audit.add(audit_step(journey, payment.phone.e164, step))
     return journey
 
 
@@ -50,12 +52,6 @@ def _stopped_during_checkout(tx: Transaction, subscriber: Subscriber, payment: P
     """STOP arrived after the checkout opened: the payment stands, but no texts and no subscription."""
     subscription = subscriber.leave_paid(now) if payment.subscription_id else None
     if subscription:
-        tx.request_cancellation(Cancellation(subscription, subscriber.phone, now, next_attempt_at=now))
+        tx.cancellations.request(Cancellation(subscription, subscriber.phone, now, next_attempt_at=now))
     return "the number opted out during checkout"
 
-
-def audit_step(journey: Journey, payment: Payment, step: Step) -> AuditEntry:
-    record = journey.steps[step]
-    action = f"journey.{step.value}" if record.ok else f"journey.{step.value}.failed"
-    return AuditEntry(action=action, at=record.at, phone=payment.phone.e164, payment_id=payment.id,
-                      details={"journey_id": journey.id, "detail": record.detail})

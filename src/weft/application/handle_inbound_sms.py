@@ -3,15 +3,16 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from weft.application.link_tokens import LinkTokens
-from weft.application.ports import Cancellation, Clock, IdGenerator, Store, Transaction
+from weft.application.ports import Clock
 from weft.application.replies import Replies
+from weft.application.unit_of_work import Cancellation, Store, Transaction
 from weft.domain.keywords import DEFAULT_JOIN_WORDS, Keyword, KeywordCommand, parse_keyword
-from weft.domain.messages import InboundSms, MessageKind, OutboundSms
+from weft.domain.messages import InboundSms, MessageKind, OutboundSms, outbox_key
 from weft.domain.subscriber import Consent, Subscriber
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ class HandleInboundSms:
         self,
         store: Store,
         clock: Clock,
-        ids: IdGenerator,
         replies: Replies,
         settings: KeywordSettings,
         links: LinkTokens | None = None,
@@ -48,7 +48,6 @@ class HandleInboundSms:
         self._links = links
         self._store = store
         self._clock = clock
-        self._ids = ids
         self._replies = replies
         self._settings = settings
         self._on_queued = on_queued
@@ -62,18 +61,17 @@ class HandleInboundSms:
         return outcome
 
     def _apply(self, tx: Transaction, message: InboundSms, now: datetime) -> tuple[InboundOutcome, bool]:
-        if not tx.record_inbound(message, now):
+        if not tx.inbound.record(message, now):
             return InboundOutcome.DUPLICATE, False
-        subscriber = tx.get_subscriber(message.sender) or Subscriber.first_contact(message.sender, now)
+        subscriber = tx.members.get(message.sender) or Subscriber.first_contact(message.sender, now)
         subscriber.record_inbound(message.text, now)
         command = parse_keyword(message.text, self._settings.join_words)
         kind = self._react(subscriber, command, message, now)
         self._cancel_dropped_subscription(tx, subscriber, command, now)
-        tx.save_subscriber(subscriber)
+        tx.members.save(subscriber)
         if kind is None or not self._should_reply(subscriber, kind):
             return InboundOutcome.PROCESSED, False
-        tx.enqueue(self._reply(message, kind), now)
-        return InboundOutcome.PROCESSED, True
+        return InboundOutcome.PROCESSED, tx.outbox.enqueue_once(self._reply(message, kind, now), now, now)
 
     def _react(
         self, subscriber: Subscriber, command: KeywordCommand, message: InboundSms, now: datetime
@@ -106,22 +104,25 @@ class HandleInboundSms:
             return
         latest = subscriber.leave_paid(now, forget_stripe=command.keyword is Keyword.OPT_OUT)
         # Every subscription that may still bill, not only the latest: a member can have bought twice.
-        for subscription in sorted({*tx.live_subscriptions(subscriber.phone), *([latest] if latest else [])}):
-            tx.request_cancellation(Cancellation(subscription, subscriber.phone, now, next_attempt_at=now))
+        for subscription in sorted({*tx.payments.live_subscriptions(subscriber.phone), *([latest] if latest else [])}):
+            tx.cancellations.request(Cancellation(subscription, subscriber.phone, now, next_attempt_at=now))
 
     def _should_reply(self, subscriber: Subscriber, kind: MessageKind) -> bool:
         if self._settings.provider_sends_keyword_replies and kind in _PROVIDER_ANSWERED:
             return False
         return subscriber.may_receive(kind)
 
-    def _reply(self, message: InboundSms, kind: MessageKind) -> OutboundSms:
+    def _reply(self, message: InboundSms, kind: MessageKind, now: datetime) -> OutboundSms:
+        """The one reply to this inbound text (keyed by its provider id); a join link expires with its link."""
+        link_ttl = self._links.ttl_seconds if self._links and kind is MessageKind.JOIN_LINK else None
         return OutboundSms(
-            id=self._ids(),
+            id=outbox_key("reply", message.provider_id),
             to=message.sender,
             text=self._text(kind, message),
             kind=kind,
             conversation_id=message.conversation_id,
             channel_id=message.channel_id,
+            expires_at=now + timedelta(seconds=link_ttl) if link_ttl else None,
         )
 
     def _text(self, kind: MessageKind, message: InboundSms) -> str:

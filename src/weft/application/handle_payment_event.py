@@ -15,14 +15,13 @@ from weft.application.ports import (
     PaymentEvent,
     PaymentGateway,
     SessionState,
-    Store,
     SubscriptionState,
-    Transaction,
 )
 from weft.application.replies import Replies
+from weft.application.unit_of_work import Store, Transaction
 from weft.domain.errors import InvalidPhoneNumber, PaymentProviderError
 from weft.domain.journey import AuditEntry
-from weft.domain.messages import MessageKind, OutboundSms
+from weft.domain.messages import MessageKind, OutboundSms, outbox_key
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.tiers import FIXED_TIERS, PaymentType
 
@@ -104,22 +103,22 @@ class HandlePaymentEvent:
         self, tx: Transaction, event: PaymentEvent, facts: _SessionFacts | SubscriptionState | str | None
     ) -> EventOutcome:
         now = self._clock.now()
-        if not tx.record_event(event.id, now):
+        if not tx.events.record(event.id, now):
             return EventOutcome.DUPLICATE
         if isinstance(facts, _SessionFacts):
             self._session_event(tx, event.type, facts, now)
         elif isinstance(facts, SubscriptionState):
-            self._subscription_event(tx, event.type, facts, now)
+            self._subscription_event(tx, event, facts, now)
         else:
-            tx.audit(AuditEntry("payment_event.unresolved", now,
+            tx.audit.add(AuditEntry("payment_event.unresolved", now,
                                 details={"event": event.id, "type": event.type, "error": facts or "no object id"}))
         return EventOutcome.PROCESSED
 
     def _session_event(self, tx: Transaction, event_type: str, facts: _SessionFacts, now: datetime) -> None:
         session = facts.session
-        payment = tx.payment_by_session(session.id) or self._payment_from_session(facts, now)
+        payment = tx.payments.by_session(session.id) or self._payment_from_session(facts, now)
         if payment is None:
-            tx.audit(AuditEntry("payment.unmatched", now, details={"session_id": session.id, "event": event_type}))
+            tx.audit.add(AuditEntry("payment.unmatched", now, details={"session_id": session.id, "event": event_type}))
             return
         payment.customer_id = session.customer_id or payment.customer_id
         if event_type == "checkout.session.expired":
@@ -135,49 +134,51 @@ class HandlePaymentEvent:
         first = payment.settle(now, session.subscription_id)
         if first and session.amount_total is not None:
             payment.amount_cents = session.amount_total  # what was charged, after any promotion code
-        tx.save_payment(payment)
+        tx.payments.save(payment)
         if first:
-            tx.audit(_payment_audit("payment.completed", payment, now))
+            tx.audit.add(_payment_audit("payment.completed", payment, now))
             fulfil(tx, payment, now)
 
     def _move(self, tx: Transaction, payment: Payment, status: PaymentStatus | None, now: datetime) -> bool:
         changed = status is not None and payment.move_to(status, now)
-        tx.save_payment(payment)
+        tx.payments.save(payment)
         if changed:
-            tx.audit(_payment_audit(f"payment.{payment.status.value}", payment, now))
+            tx.audit.add(_payment_audit(f"payment.{payment.status.value}", payment, now))
         return changed
 
-    def _subscription_event(self, tx: Transaction, event_type: str, sub: SubscriptionState, now: datetime) -> None:
-        payment = tx.payment_by_subscription(sub.id)
+    def _subscription_event(self, tx: Transaction, event: PaymentEvent, sub: SubscriptionState, now: datetime) -> None:
+        event_type = event.type
+        payment = tx.payments.by_subscription(sub.id)
         if payment is None:
-            tx.audit(AuditEntry("subscription.unmatched", now, details={"subscription_id": sub.id,
+            tx.audit.add(AuditEntry("subscription.unmatched", now, details={"subscription_id": sub.id,
                                                                          "event": event_type}))
             return
         # The re-read subscription decides, not the event: a stale failure must not revive a cancelled member.
         changed = self._move(tx, payment, _SUBSCRIPTION_STATUS.get(sub.status), now)
         if event_type == "invoice.paid":
-            tx.audit(_payment_audit("subscription.renewed", payment, now))
+            tx.audit.add(_payment_audit("subscription.renewed", payment, now))
         if changed and payment.status is PaymentStatus.CANCELLED:
             self._downgrade(tx, payment, now)
         if event_type == "invoice.payment_failed" and payment.status is PaymentStatus.PAST_DUE \
                 and payment.claim_past_due_notice():
-            tx.save_payment(payment)
-            self._notify_past_due(tx, payment, now)
+            tx.payments.save(payment)
+            self._notify_past_due(tx, payment, event.id, now)
 
     def _downgrade(self, tx: Transaction, payment: Payment, now: datetime) -> None:
-        subscriber = tx.get_subscriber(payment.phone)
+        subscriber = tx.members.get(payment.phone)
         if subscriber is not None and subscriber.stripe_subscription_id == payment.subscription_id:
             subscriber.leave_paid(now)
-            tx.save_subscriber(subscriber)
-            tx.audit(_payment_audit("member.downgraded_to_free", payment, now))
+            tx.members.save(subscriber)
+            tx.audit.add(_payment_audit("member.downgraded_to_free", payment, now))
 
-    def _notify_past_due(self, tx: Transaction, payment: Payment, now: datetime) -> None:
-        subscriber = tx.get_subscriber(payment.phone)
+    def _notify_past_due(self, tx: Transaction, payment: Payment, event_id: str, now: datetime) -> None:
+        subscriber = tx.members.get(payment.phone)
         if subscriber is None or not subscriber.may_receive(MessageKind.PAYMENT_NOTICE):
             return
-        tx.enqueue(OutboundSms(self._ids(), payment.phone, self._replies.payment_failed, MessageKind.PAYMENT_NOTICE),
-                   now)
-        tx.audit(_payment_audit("member.told_payment_failed", payment, now))
+        notice = OutboundSms(outbox_key("notice", event_id), payment.phone, self._replies.payment_failed,
+                             MessageKind.PAYMENT_NOTICE)
+        tx.outbox.enqueue_once(notice, now, now)
+        tx.audit.add(_payment_audit("member.told_payment_failed", payment, now))
 
     def _payment_from_session(self, facts: _SessionFacts, now: datetime) -> Payment | None:
         """A session Weft did not open (e.g. made in the dashboard): recorded from what the provider says."""

@@ -16,6 +16,10 @@ class LinkTokens:
         self._ttl = ttl_seconds
         self._clock = clock
 
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
+
     def issue(self, phone: PhoneNumber) -> str:
         expires = int(self._clock.now().timestamp()) + self._ttl
         return f"{expires:x}.{self._mac(phone, expires)}"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import phonenumbers
+from phonenumbers import timezone
 
 from weft.domain.errors import InvalidPhoneNumber
 from weft.domain.phone import PhoneNumber
@@ -18,3 +19,22 @@ def normalise_phone(raw: str, default_region: str = "US") -> PhoneNumber:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhoneNumber(f"phone number {text!r} is not a valid number")
     return PhoneNumber(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def time_zones(phone: PhoneNumber, fallback: str) -> tuple[str, ...]:
+    """The time zones the number may be in (several for some numbers); `fallback` when the numbering plan
+    does not say."""
+    try:
+        zones = timezone.time_zones_for_number(phonenumbers.parse(phone.e164))
+    except phonenumbers.NumberParseException:
+        return (fallback,)
+    known = tuple(z for z in zones if z != timezone.UNKNOWN_TIMEZONE)
+    return known or (fallback,)
+
+
+def is_valid(phone: PhoneNumber) -> bool:
+    """The stored number is still a valid number (numbering plans change)."""
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(phone.e164)))
+    except phonenumbers.NumberParseException:
+        return False

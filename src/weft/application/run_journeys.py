@@ -2,19 +2,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import attrs
 
-from weft.application.fulfilment import audit_step
-from weft.application.ports import Clock, EmailSender, IdGenerator, OutboxEntry, SmsSender, Store, Transaction
+from weft.application.journey_steps import apply_sms_entry, audit_step
+from weft.application.ports import Clock, EmailSender
 from weft.application.replies import Replies
+from weft.application.unit_of_work import Lease, Store, Transaction
 from weft.application.welcome_email import welcome_email
-from weft.domain.errors import UnknownJourney
+from weft.domain.errors import JourneyBusy, UnknownJourney
 from weft.domain.journey import AuditEntry, Journey, Step
-from weft.domain.messages import DeliveryStatus, MessageKind, OutboundSms, SendResult
+from weft.domain.messages import MessageKind, OutboundSms, SendResult
 from weft.domain.payment import Payment
 from weft.domain.subscriber import Consent, Subscriber
 
@@ -22,68 +22,109 @@ log = logging.getLogger(__name__)
 
 
 @attrs.frozen
-class SendPolicy:
-    """Immediate retries inside a journey step; what still fails is recorded and can be retried by an admin."""
-
-    attempts: int = 3
-    delays: tuple[float, ...] = (0.5, 2.0)
-    lease_seconds: float = 300.0
+class JourneyPolicy:
+    email_attempts: int = 3
+    email_delays: tuple[float, ...] = (0.5, 2.0)
+    """Immediate retries of the welcome email; what still fails is recorded and run again later."""
+    sms_wait_seconds: float = 120.0
+    """The welcome email waits this long for the welcome text's outcome, so it can say when the text failed."""
     rerun_seconds: float = 300.0
-    """A journey whose step failed transiently runs its failed steps again after this long..."""
+    """A journey whose email failed transiently runs that step again after this long..."""
     rerun_window_seconds: float = 24 * 3600.0
     """...until this long after it started; then only an admin retry runs it again."""
 
 
+@attrs.frozen
+class JourneyRun:
+    journey_id: str
+
+
+def welcome_key(payment_id: str) -> str:
+    """The outbox key of a purchase's welcome (or confirmation request) text: one per payment, ever."""
+    return f"welcome:{payment_id}"
+
+
 class RunJourneys:
-    """Run the remaining steps of due journeys: welcome SMS, then welcome email, then access."""
+    """Run the remaining steps of a due journey: queue the welcome text, send the welcome email once the text's
+    outcome is known (or has been waited for long enough), then grant access."""
 
-    def __init__(self, store: Store, sms: SmsSender, email: EmailSender, clock: Clock, replies: Replies,
-                 policy: SendPolicy, ids: IdGenerator = lambda: uuid.uuid4().hex) -> None:
-        self._store, self._sms, self._email = store, sms, email
-        self._clock, self._replies, self._policy, self._ids = clock, replies, policy, ids
+    name = "journeys"
 
-    async def __call__(self) -> int:
-        now = self._clock.now()
-        lease = now + timedelta(seconds=self._policy.lease_seconds)
-        claimed = await self._store.transaction(lambda tx: _claim(tx, now, lease))
-        for journey, payment in claimed:
-            await self._run(journey, payment)
-        return len(claimed)
+    def __init__(self, email: EmailSender, store: Store, clock: Clock, replies: Replies, policy: JourneyPolicy,
+                 on_queued: Callable[[], None] = lambda: None) -> None:
+        self._email, self._store, self._clock = email, store, clock
+        self._replies, self._policy, self._on_queued = replies, policy, on_queued
 
-    async def _run(self, journey: Journey, payment: Payment) -> None:
-        for step in (Step.SMS_SENT, Step.EMAIL_SENT, Step.CUSTOMER_ACCESS_GRANTED):
-            if not journey.succeeded(step):
-                await self._step(journey, payment, step)
-        next_run = self._next_run(journey)
-        await self._store.transaction(lambda tx: tx.save_journey(journey, next_run_at=next_run))
-        log.info("journey %s: %s", journey.id, "completed" if journey.completed_at else "has failed steps")
+    def batch_size(self) -> int:
+        return 1  # one at a time: a claim covers only its own run, never a queue waiting behind it
 
-    def _next_run(self, journey: Journey) -> datetime | None:
-        now = self._clock.now()
+    def claim(self, tx: Transaction, lease: Lease, now: datetime, limit: int) -> list[tuple[Journey, Payment]]:
+        claimed = []
+        for journey in tx.journeys.claim(lease, now, limit):
+            payment = tx.payments.get(journey.payment_id)
+            if payment is None:
+                tx.journeys.schedule(journey.id, None)
+            else:
+                claimed.append((journey, payment))
+        return claimed
+
+    async def perform(self, item: tuple[Journey, Payment]) -> JourneyRun:
+        journey, payment = item
+        if not journey.succeeded(Step.SMS_SENT) and journey.waiting_since(Step.SMS_SENT) is None:
+            journey = await self._queue_sms(journey, payment)
+        if not self._email_due(journey):
+            return JourneyRun(journey.id)  # the email (and access after it) wait for the text's outcome
+        if not journey.succeeded(Step.EMAIL_SENT):
+            journey = await self._send_email(journey, payment)
+        if not journey.succeeded(Step.CUSTOMER_ACCESS_GRANTED):
+            journey = await self._step(journey.id, payment, Step.CUSTOMER_ACCESS_GRANTED,
+                                       lambda tx, j, at: j.done(Step.CUSTOMER_ACCESS_GRANTED, at,
+                                                                f"{payment.tier} access granted"))
+        log.info("journey %s: %s", journey.id, "completed" if journey.completed_at else "has steps to finish")
+        return JourneyRun(journey.id)
+
+    def failed(self, item: tuple[Journey, Payment], error: Exception) -> JourneyRun:
+        return JourneyRun(item[0].id)
+
+    def record(self, tx: Transaction, outcomes: list[JourneyRun], now: datetime) -> None:
+        for run in outcomes:
+            journey = tx.journeys.get(run.journey_id)  # read again: the outbox may have reported on its text
+            if journey is not None:
+                tx.journeys.schedule(journey.id, self._next_run(journey, now))
+
+    def after_commit(self, outcomes: list[JourneyRun]) -> None:
+        pass
+
+    def _email_due(self, journey: Journey) -> bool:
+        waiting = journey.waiting_since(Step.SMS_SENT)
+        return waiting is None or self._clock.now() - waiting >= timedelta(seconds=self._policy.sms_wait_seconds)
+
+    def _next_run(self, journey: Journey, now: datetime) -> datetime | None:
+        waiting = journey.waiting_since(Step.SMS_SENT)
+        if waiting is not None and Step.EMAIL_SENT not in journey.steps:
+            return max(now, waiting + timedelta(seconds=self._policy.sms_wait_seconds))
+        if Step.EMAIL_SENT not in journey.steps or Step.CUSTOMER_ACCESS_GRANTED not in journey.steps:
+            return now  # the text's outcome came while this run was busy: the email is due
         within_window = now - journey.started_at < timedelta(seconds=self._policy.rerun_window_seconds)
         if journey.worth_retrying and within_window:
             return now + timedelta(seconds=self._policy.rerun_seconds)
         return None
 
-    async def _step(self, journey: Journey, payment: Payment, step: Step) -> None:
-        if step is Step.SMS_SENT:
-            await self._send_sms(journey, payment)
-        elif step is Step.EMAIL_SENT:
-            await self._send_email(journey, payment)
-        else:
-            await self._record(journey, payment, step, ok=True, detail=f"{payment.tier} access granted")
+    async def _queue_sms(self, journey: Journey, payment: Payment) -> Journey:
+        def queue(tx: Transaction, j: Journey, now: datetime) -> None:
+            message = self._welcome_sms(j, payment, tx.members.get(payment.phone))
+            if message is None:
+                j.done(Step.SMS_SENT, now, "skipped: no consent for texts")
+            elif tx.outbox.enqueue_once(message, now, now):
+                j.wait(Step.SMS_SENT, now, f"{message.kind.value} queued")
+            else:
+                existing = tx.outbox.get(message.id)
+                if existing is not None:
+                    apply_sms_entry(j, existing, now)
 
-    async def _send_sms(self, journey: Journey, payment: Payment) -> None:
-        subscriber = await self._store.transaction(lambda tx: tx.get_subscriber(payment.phone))
-        message = self._welcome_sms(journey, payment, subscriber)
-        if message is None:
-            await self._record(journey, payment, Step.SMS_SENT, ok=True, detail="skipped: no consent for texts")
-            return
-        result, attempts = await self._attempt(lambda: self._sms.send(message))
-        entry = _history(message, result, attempts, self._clock.now())
-        await self._record(journey, payment, Step.SMS_SENT, ok=result.accepted,
-                           detail=f"{message.kind.value} sent" if result.accepted else str(result.error),
-                           transient=result.transient, extra=lambda tx: _store_history(tx, entry))
+        journey = await self._step(journey.id, payment, Step.SMS_SENT, queue)
+        self._on_queued()
+        return journey
 
     def _welcome_sms(self, journey: Journey, payment: Payment, subscriber: Subscriber | None) -> OutboundSms | None:
         if subscriber is None:
@@ -93,84 +134,82 @@ class RunJourneys:
         if not subscriber.may_receive(kind):
             return None
         text = self._replies.confirmation_request if pending else self._replies.welcome
-        return OutboundSms(id=self._ids(), to=payment.phone, text=text, kind=kind)
+        return OutboundSms(id=welcome_key(payment.id), to=payment.phone, text=text, kind=kind, journey_id=journey.id)
 
-    async def _send_email(self, journey: Journey, payment: Payment) -> None:
-        sms_failed = Step.SMS_SENT in journey.failed_steps
-        email = welcome_email(payment, sms_failed)
-        result, _ = await self._attempt(lambda: self._email.send(email))
+    async def _send_email(self, journey: Journey, payment: Payment) -> Journey:
+        sms_failed = not journey.succeeded(Step.SMS_SENT)
+        result = await self._attempt_email(payment, sms_failed)
         detail = ("welcome email sent" + (" with the SMS-failed note" if sms_failed else "")) if result.accepted \
             else str(result.error)
-        await self._record(journey, payment, Step.EMAIL_SENT, ok=result.accepted, detail=detail,
-                           transient=result.transient)
 
-    async def _attempt(self, send: Callable[[], Awaitable[SendResult]]) -> tuple[SendResult, int]:
-        for attempt in range(1, self._policy.attempts + 1):
-            result = await send()
-            if result.accepted or not result.transient or attempt == self._policy.attempts:
-                return result, attempt
-            await asyncio.sleep(self._policy.delays[min(attempt - 1, len(self._policy.delays) - 1)])
+        def record(tx: Transaction, j: Journey, at: datetime) -> None:
+            if result.accepted:
+                j.done(Step.EMAIL_SENT, at, detail)
+            else:
+                j.fail(Step.EMAIL_SENT, at, detail, result.transient)
+
+        return await self._step(journey.id, payment, Step.EMAIL_SENT, record)
+
+    async def _attempt_email(self, payment: Payment, sms_failed: bool) -> SendResult:
+        email = welcome_email(payment, sms_failed)
+        for attempt in range(1, self._policy.email_attempts + 1):
+            result = await self._email.send(email)
+            if result.accepted or not result.transient or attempt == self._policy.email_attempts:
+                return result
+            await asyncio.sleep(self._policy.email_delays[min(attempt - 1, len(self._policy.email_delays) - 1)])
         raise AssertionError("unreachable: the last attempt returns")
 
-    async def _record(self, journey: Journey, payment: Payment, step: Step, ok: bool, detail: str,
-                      transient: bool = False, extra: Callable[[Transaction], None] | None = None) -> None:
+    async def _step(self, journey_id: str, payment: Payment, step: Step,
+                    change: Callable[[Transaction, Journey, datetime], None]) -> Journey:
+        """Apply one step's result to the journey as stored now (the outbox may have changed it), with its audit."""
         now = self._clock.now()
-        if ok:
-            journey.done(step, now, detail)
-        else:
-            journey.fail(step, now, detail, transient)
 
-        def save(tx: Transaction) -> None:
-            if extra is not None:
-                extra(tx)
-            tx.save_journey(journey, next_run_at=now + timedelta(seconds=self._policy.lease_seconds))
-            tx.audit(audit_step(journey, payment, step))
-        await self._store.transaction(save)
+        def save(tx: Transaction) -> Journey:
+            journey = tx.journeys.get(journey_id)
+            if journey is None:
+                raise UnknownJourney(f"no journey {journey_id}")
+            change(tx, journey, now)
+            tx.journeys.save(journey)
+            if step in journey.steps:
+                tx.audit.add(audit_step(journey, payment.phone.e164, step))
+            return journey
+
+        return await self._store.transaction(save)
+
+
+@attrs.frozen
+class JourneyRetry:
+    journey: Journey
+    steps: list[str]
+    """The failed steps queued to run again."""
 
 
 class RetryJourney:
-    """Queue a journey's failed steps to run again (the steps that succeeded are not repeated)."""
+    """Queue a journey's failed steps to run again (the steps that succeeded are not repeated); refused while a
+    worker is running the journey, so no step can run twice at once."""
 
     def __init__(self, store: Store, clock: Clock, on_queued: Callable[[], None] = lambda: None) -> None:
         self._store, self._clock, self._on_queued = store, clock, on_queued
 
-    async def __call__(self, journey_id: str) -> Journey:
+    async def __call__(self, journey_id: str) -> JourneyRetry:
         now = self._clock.now()
-        journey = await self._store.transaction(lambda tx: _queue_retry(tx, journey_id, now))
+        retry = await self._store.transaction(lambda tx: _queue_retry(tx, journey_id, now))
         self._on_queued()
-        return journey
+        return retry
 
 
-def _queue_retry(tx: Transaction, journey_id: str, now: datetime) -> Journey:
-    journey = tx.get_journey(journey_id)
+def _queue_retry(tx: Transaction, journey_id: str, now: datetime) -> JourneyRetry:
+    journey = tx.journeys.get(journey_id)
     if journey is None:
         raise UnknownJourney(f"no journey {journey_id}")
     steps = [s.value for s in journey.failed_steps]
-    if steps:
-        tx.save_journey(journey, next_run_at=now)
-    tx.audit(AuditEntry("journey.retry_requested", now, None, journey.payment_id,
-                        {"journey_id": journey.id, "steps": steps}))
-    return journey
-
-
-def _claim(tx: Transaction, now: datetime, lease: datetime) -> list[tuple[Journey, Payment]]:
-    claimed = []
-    # One at a time: a claimed journey's lease covers only its own run, never a queue waiting behind it.
-    for journey in tx.due_journeys(now, 1):
-        payment = tx.get_payment(journey.payment_id)
-        tx.save_journey(journey, next_run_at=lease if payment else None)
-        if payment is not None:
-            claimed.append((journey, payment))
-    return claimed
-
-
-def _history(message: OutboundSms, result: SendResult, attempts: int, now: datetime) -> OutboxEntry:
-    status = DeliveryStatus.SENT if result.accepted else DeliveryStatus.FAILED
-    return OutboxEntry(message=message, status=status, attempts=attempts, created_at=now,
-                       provider_id=result.provider_id, error=result.error, sent_at=now if result.accepted else None)
-
-
-def _store_history(tx: Transaction, entry: OutboxEntry) -> None:
-    """Journey texts are sent directly, and kept in the outbox table so the admin sees every message."""
-    tx.enqueue(entry.message, entry.created_at)
-    tx.update_delivery(entry.message.id, entry)
+    if steps and not tx.journeys.wake(journey.id, now):
+        raise JourneyBusy(f"journey {journey_id} is running now; try again in a moment")
+    if Step.SMS_SENT in journey.failed_steps:
+        requeued = tx.outbox.requeue(welcome_key(journey.payment_id), now)
+        if requeued is not None:
+            journey.wait(Step.SMS_SENT, now, f"{requeued.message.kind.value} queued again")
+            tx.journeys.save(journey)
+    tx.audit.add(AuditEntry("journey.retry_requested", now, None, journey.payment_id,
+                            {"journey_id": journey.id, "steps": steps}))
+    return JourneyRetry(journey, steps)

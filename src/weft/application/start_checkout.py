@@ -11,7 +11,8 @@ from email_validator import EmailNotValidError, validate_email
 from weft.application.fulfilment import fulfil
 from weft.application.link_tokens import LinkTokens
 from weft.application.phone_numbers import normalise_phone
-from weft.application.ports import CheckoutRequest, Clock, IdGenerator, PaymentGateway, Store, Transaction
+from weft.application.ports import CheckoutRequest, Clock, IdGenerator, PaymentGateway
+from weft.application.unit_of_work import Store, Transaction
 from weft.domain.errors import InvalidCheckout, InvalidPhoneNumber
 from weft.domain.journey import AuditEntry
 from weft.domain.payment import Payment, PaymentStatus
@@ -84,12 +85,12 @@ class StartCheckout:
         session_id = f"free_{payment_id}"
 
         def join(tx: Transaction) -> None:
-            if tx.get_payment(payment_id) is not None:
+            if tx.payments.get(payment_id) is not None:
                 return  # a double submit: the member is already recorded and their journey started
             payment = self._payment(tx, applicant, payment_id, now, session_id, customer_id=None)
             payment.move_to(PaymentStatus.COMPLETED, now)
-            tx.save_payment(payment)
-            tx.audit(_audit("signup.free", payment, now))
+            tx.payments.save(payment)
+            tx.audit.add(_audit("signup.free", payment, now))
             fulfil(tx, payment, now)
 
         await self._store.transaction(join)
@@ -102,18 +103,18 @@ class StartCheckout:
         now = self._clock.now()
 
         def record(tx: Transaction) -> None:
-            if tx.payment_by_session(session.id) is not None:
+            if tx.payments.by_session(session.id) is not None:
                 return  # a double click: the same session is already recorded
             payment = self._payment(tx, applicant, f"pay_{self._ids()}", now, session.id, customer.id)
-            tx.save_payment(payment)
-            tx.audit(_audit("checkout.opened", payment, now))
+            tx.payments.save(payment)
+            tx.audit.add(_audit("checkout.opened", payment, now))
 
         await self._store.transaction(record)
         return CheckoutResult(url=session.url)
 
     def _payment(self, tx: Transaction, applicant: _Applicant, payment_id: str, now: datetime, session_id: str,
                  customer_id: str | None) -> Payment:
-        subscriber = tx.get_subscriber(applicant.phone)
+        subscriber = tx.members.get(applicant.phone)
         # Texting in proves the phone, but a number that texted STOP has withdrawn consent: only a link token
         # (fresh proof from the phone's holder) may bring it back.
         texted_in = subscriber is not None and subscriber.texted_in and not subscriber.opted_out

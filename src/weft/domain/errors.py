@@ -33,6 +33,14 @@ class UnknownJourney(WeftError):
     pass
 
 
+class JourneyBusy(WeftError):
+    """A worker is running the journey right now; a retry must wait until it is done."""
+
+
+class UnknownCampaign(WeftError):
+    pass
+
+
 class PaymentProviderUnavailable(WeftError):
     """The payment provider failed transiently; the caller may retry (a webhook answers 5xx)."""
 

@@ -25,6 +25,8 @@ class StepRecord:
     detail: str = ""
     transient: bool = False
     """A failure that may pass (provider down, rate limited): worth running the step again later."""
+    waiting: bool = False
+    """Handed on (the welcome text is in the outbox) and its outcome not known yet: neither done nor failed."""
 
 
 @attrs.define
@@ -44,22 +46,30 @@ class Journey:
     def fail(self, step: Step, at: datetime, error: str, transient: bool = False) -> None:
         self.steps[step] = StepRecord(at, False, error, transient)
 
+    def wait(self, step: Step, at: datetime, detail: str) -> None:
+        """The step was handed on; its outcome comes later through done() or fail()."""
+        self.steps[step] = StepRecord(at, False, detail, waiting=True)
+
+    def waiting_since(self, step: Step) -> datetime | None:
+        record = self.steps.get(step)
+        return record.at if record is not None and record.waiting else None
+
     @property
     def worth_retrying(self) -> bool:
         """Some step failed for a reason that may pass."""
-        return any(not r.ok and r.transient for r in self.steps.values())
+        return any(not r.ok and r.transient and not r.waiting for r in self.steps.values())
 
     def succeeded(self, step: Step) -> bool:
         record = self.steps.get(step)
         return record is not None and record.ok
 
     def to_run(self) -> list[Step]:
-        """Steps not yet done, in order: pending ones and failed ones (a retry re-runs only these)."""
-        return [step for step in STEPS if not self.succeeded(step)]
+        """Steps not yet done nor waiting, in order: pending ones and failed ones (a retry re-runs only these)."""
+        return [step for step in STEPS if not self.succeeded(step) and self.waiting_since(step) is None]
 
     @property
     def failed_steps(self) -> dict[Step, str]:
-        return {step: r.detail for step, r in self.steps.items() if not r.ok}
+        return {step: r.detail for step, r in self.steps.items() if not r.ok and not r.waiting}
 
     def _maybe_complete(self, at: datetime) -> None:
         if self.completed_at is None and all(self.succeeded(step) for step in STEPS):

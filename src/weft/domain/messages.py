@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import datetime
 
 import attrs
@@ -32,6 +33,22 @@ class MessageKind(enum.Enum):
     PAYMENT_NOTICE = "payment_notice"
 
 
+class Lane(enum.IntEnum):
+    """Send order: a lower lane always goes first."""
+
+    PRIORITY = 0
+    """Answers to a member's own text (keyword replies, links, confirmations) and journey messages."""
+    BROADCAST = 1
+    """Messages sent to many at once (the monthly care message): they wait while anything else is due."""
+
+
+BROADCAST_KINDS = frozenset({MessageKind.CARE})
+
+
+def lane_of(kind: MessageKind) -> Lane:
+    return Lane.BROADCAST if kind in BROADCAST_KINDS else Lane.PRIORITY
+
+
 REPLY_KINDS = frozenset({
     MessageKind.JOIN_LINK, MessageKind.OPT_OUT_CONFIRMATION, MessageKind.OPT_IN_CONFIRMATION,
     MessageKind.DOWNGRADE_CONFIRMATION, MessageKind.HELP, MessageKind.CONFIRMATION_REQUEST,
@@ -39,16 +56,32 @@ REPLY_KINDS = frozenset({
 """Answers to something the number just did; every other kind needs standing consent."""
 
 
+MAX_KEY_LENGTH = 64
+
+
+def outbox_key(prefix: str, ident: str) -> str:
+    """An idempotency key `prefix:ident`; an ident too long for the key column is replaced by its digest."""
+    key = f"{prefix}:{ident}"
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    return f"{prefix}:#" + hashlib.sha256(ident.encode()).hexdigest()[: MAX_KEY_LENGTH - len(prefix) - 2]
+
+
 class DeliveryStatus(enum.Enum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    """Refused for good by the provider."""
     SUPPRESSED = "suppressed"
+    """Not sent: consent had changed by the time it was due (an opt-out wins)."""
+    EXPIRED = "expired"
+    """Not sent: its lifetime ran out while the provider kept failing (or, for a join link, the link expired)."""
 
 
 @attrs.frozen
 class OutboundSms:
-    """A text we mean to send; written to the outbox with the change that caused it."""
+    """A text we mean to send; written to the outbox with the change that caused it. `id` is its idempotency key
+    (e.g. `reply:<inbound id>`, `welcome:<payment id>`, `care:2026-12:+14155550123`): one key, one text, ever."""
 
     id: str
     to: PhoneNumber
@@ -56,6 +89,15 @@ class OutboundSms:
     kind: MessageKind
     conversation_id: str | None = None
     channel_id: str | None = None
+    journey_id: str | None = None
+    """The journey whose SMS step this message is: its outcome is recorded on that step."""
+    campaign_id: str | None = None
+    expires_at: datetime | None = None
+    """Dropped as expired when not sent by then (a join link whose link has expired)."""
+
+    @property
+    def lane(self) -> Lane:
+        return lane_of(self.kind)
 
 
 @attrs.frozen
@@ -67,6 +109,25 @@ class SendResult:
     error: str | None = None
     transient: bool = False
     retry_after: float | None = None
+    throttled: bool = False
+    """The provider asked us to slow down (429): the lane pauses and the attempt does not count as a failure."""
+
+
+class Lookup(enum.Enum):
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen
+class LookupResult:
+    """Whether the provider already has a message we may have sent before a crash."""
+
+    state: Lookup
+    provider_id: str | None = None
+    error: str | None = None
+    transient: bool = False
+    """The provider could not answer now (outage, 429): ask again later rather than risk a double."""
 
 
 @attrs.frozen

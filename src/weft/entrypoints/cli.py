@@ -16,10 +16,12 @@ from dependency_injector import providers
 from weft.application.phone_numbers import normalise_phone
 from weft.bootstrap import bootstrap, configure_logging
 from weft.config import ConfigError, Settings
-from weft.containers import Container, background_workers
+from weft.containers import Container
 from weft.domain.errors import InvalidPhoneNumber
 from weft.domain.messages import InboundSms
+from weft.entrypoints import campaign_cli
 from weft.entrypoints.http.app import close_clients
+from weft.entrypoints.runtime import Runtime
 
 WORKER_POLL_SECONDS = 0.1
 log = logging.getLogger(__name__)
@@ -54,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
              "lives in this process's memory)",
     )
     serve.set_defaults(run=_serve)
-    worker = commands.add_parser("worker", help="run outbox delivery, journeys and cancellations until stopped")
+    worker = commands.add_parser("worker", help="run the background work (sends, journeys, cancellations, campaigns, "
+                                               "the monthly scheduler) until stopped")
     worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(run=_worker)
     simulate = commands.add_parser("simulate-sms", help="process a text as if it came from the SMS provider")
@@ -63,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.set_defaults(run=_simulate)
     listing = commands.add_parser("subscribers", help="list subscribers as a table")
     listing.set_defaults(run=_subscribers)
+    campaign_cli.add_commands(commands)
     return parser
 
 
@@ -129,13 +133,10 @@ async def _run_until_stopped(container: Container, exit_with_parent: bool) -> No
         loop.add_signal_handler(signum, stop.set)
     if exit_with_parent:
         loop.create_task(_watch_parent(os.getppid(), stop))
-    workers = background_workers(container)
-    for worker in workers:
-        worker.start()
-    log.info("background workers running: %s", ", ".join(w.name for w in workers))
+    runtime = Runtime(container)
+    await runtime.start()
     await stop.wait()
-    for worker in workers:
-        await worker.stop()
+    await runtime.stop()
     await close_clients(container)
 
 
@@ -159,24 +160,25 @@ def _simulate(container: Container, args: argparse.Namespace) -> int:
 
 async def _simulate_async(container: Container, message: InboundSms) -> int:
     try:
+        runtime = Runtime(container, scheduler=False)
+        runtime.register()
         outcome = await container.handle_inbound_sms()(message)
-        for worker in background_workers(container):
-            await worker.drain()
-        detail = await container.store().subscriber_detail(message.sender)
+        await runtime.drain()
+        detail = await container.views().subscriber_detail(message.sender)
     finally:
         await close_clients(container)
     print(f"{message.sender.e164} texted {message.text!r}: {outcome.value}")
     if detail is not None:
-        subscriber = detail["subscriber"]
+        subscriber = detail.subscriber
         print(f"consent: {subscriber.consent.value}, membership: {subscriber.membership.value}")
-        for entry in detail["outbound"]:
-            if entry.created_at >= detail["inbound"][-1]["received_at"]:
+        for entry in detail.outbound:
+            if entry.created_at >= detail.inbound[-1]["received_at"]:
                 print(f"reply ({entry.status.value}): {entry.message.text}")
     return 0
 
 
 def _subscribers(container: Container, args: argparse.Namespace) -> int:
-    subscribers = asyncio.run(container.store().subscribers())
+    subscribers = asyncio.run(container.views().subscribers())
     container.store().close()
     rows = [("PHONE", "CONSENT", "MEMBERSHIP", "LAST MESSAGE", "UPDATED")]
     rows += [

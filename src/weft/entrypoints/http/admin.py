@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from weft.application.phone_numbers import normalise_phone
-from weft.application.ports import OutboxEntry, Store
 from weft.application.run_journeys import RetryJourney
+from weft.application.unit_of_work import OutboxEntry
+from weft.application.views import Views
 from weft.config import Settings
 from weft.domain.journey import Journey
 from weft.domain.payment import Payment
@@ -30,39 +31,39 @@ def require_admin(request: Request, settings: Settings) -> None:
 
 @inject
 async def list_subscribers(
-    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
     require_admin(request, settings)
-    return JSONResponse({"subscribers": [subscriber_json(s) for s in await store.subscribers()]})
+    return JSONResponse({"subscribers": [subscriber_json(s) for s in await views.subscribers()]})
 
 
 @inject
 async def show_subscriber(
-    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
     require_admin(request, settings)
     phone = normalise_phone(request.path_params["phone"], settings.default_region)
-    detail = await store.subscriber_detail(phone)
+    detail = await views.subscriber_detail(phone)
     if detail is None:
         raise HTTPException(404, f"no subscriber with phone {phone.masked}")
     return JSONResponse({
-        **subscriber_json(detail["subscriber"]),
-        "consent_history": [_plain(r) for r in detail["consent_history"]],
-        "inbound": [_plain(r) for r in detail["inbound"]],
-        "outbound": [outbox_json(e) for e in detail["outbound"]],
+        **subscriber_json(detail.subscriber),
+        "consent_history": [plain(r) for r in detail.consent_history],
+        "inbound": [plain(r) for r in detail.inbound],
+        "outbound": [outbox_json(e) for e in detail.outbound],
     })
 
 
 @inject
 async def list_messages(
-    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
     require_admin(request, settings)
-    return JSONResponse({"messages": [outbox_json(e) for e in await store.outbox()]})
+    return JSONResponse({"messages": [outbox_json(e) for e in await views.outbox()]})
 
 
 def subscriber_json(s: Subscriber) -> dict[str, Any]:
-    return _plain({
+    return plain({
         "phone": s.phone.e164, "consent": s.consent.value, "membership": s.membership.value,
         "paid_tier": s.paid_tier, "consent_changed_at": s.consent_changed_at,
         "consent_message_id": s.consent_message_id, "last_message": s.last_message,
@@ -72,43 +73,45 @@ def subscriber_json(s: Subscriber) -> dict[str, Any]:
 
 def outbox_json(e: OutboxEntry) -> dict[str, Any]:
     m = e.message
-    return _plain({
+    return plain({
         "id": m.id, "to": m.to.e164, "text": m.text, "kind": m.kind.value, "status": e.status.value,
         "attempts": e.attempts, "provider_id": e.provider_id, "error": e.error,
         "conversation_id": m.conversation_id, "created_at": e.created_at, "sent_at": e.sent_at,
-        "next_attempt_at": e.next_attempt_at,
+        "next_attempt_at": e.next_attempt_at, "lane": m.lane.name.lower(), "journey_id": m.journey_id,
+        "campaign_id": m.campaign_id, "first_attempt_at": e.first_attempt_at, "in_doubt": e.in_doubt,
+        "possible_duplicate": e.possible_duplicate,
     })
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
+def plain(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
 
 
 @inject
 async def list_payments(
-    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
     require_admin(request, settings)
-    return JSONResponse({"payments": [payment_json(p) for p in await store.payments()]})
+    return JSONResponse({"payments": [payment_json(p) for p in await views.payments()]})
 
 
 @inject
 async def list_journeys(
-    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
     require_admin(request, settings)
     failed_only = request.query_params.get("failed", "").lower() in ("1", "true", "yes")
-    return JSONResponse({"journeys": [journey_json(j) for j in await store.journeys(failed_only)]})
+    return JSONResponse({"journeys": [journey_json(j) for j in await views.journeys(failed_only)]})
 
 
 @inject
 async def list_audit(
-    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
     require_admin(request, settings)
     since = _since(request.query_params.get("since"))
-    entries = await store.audit_log(request.query_params.get("action") or None, since)
-    return JSONResponse({"entries": [_plain(attrs.asdict(e)) for e in entries]})
+    entries = await views.audit_log(request.query_params.get("action") or None, since)
+    return JSONResponse({"entries": [plain(attrs.asdict(e)) for e in entries]})
 
 
 @inject
@@ -116,13 +119,12 @@ async def retry_journey(
     request: Request, retry: RetryJourney = Provide["retry_journey"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
     require_admin(request, settings)
-    journey = await retry(request.path_params["journey_id"])
-    return JSONResponse({"journey": journey_json(journey), "retrying": [s.value for s in journey.failed_steps]},
-                        status_code=202)
+    retried = await retry(request.path_params["journey_id"])
+    return JSONResponse({"journey": journey_json(retried.journey), "retrying": retried.steps}, status_code=202)
 
 
 def payment_json(p: Payment) -> dict[str, Any]:
-    return _plain({
+    return plain({
         "id": p.id, "phone": p.phone.e164, "email": p.email, "tier": p.tier, "amount_cents": p.amount_cents,
         "payment_type": p.payment_type.value if p.payment_type else None, "status": p.status.value,
         "checkout_session_id": p.checkout_session_id, "customer_id": p.customer_id,
@@ -132,9 +134,9 @@ def payment_json(p: Payment) -> dict[str, Any]:
 
 
 def journey_json(j: Journey) -> dict[str, Any]:
-    return _plain({
+    return plain({
         "id": j.id, "payment_id": j.payment_id, "started_at": j.started_at, "completed_at": j.completed_at,
-        "steps": {s.value: _plain(attrs.asdict(r)) for s, r in j.steps.items()},
+        "steps": {s.value: plain(attrs.asdict(r)) for s, r in j.steps.items()},
         "failed_steps": {s.value: error for s, error in j.failed_steps.items()},
     })
 

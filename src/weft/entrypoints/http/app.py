@@ -10,17 +10,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from weft.containers import Container, background_workers
+from weft.containers import Container
 from weft.domain.errors import (
     InvalidCheckout,
     InvalidPhoneNumber,
     InvalidSignature,
+    JourneyBusy,
     MalformedWebhook,
     PaymentProviderError,
     PaymentProviderUnavailable,
+    UnknownCampaign,
     UnknownJourney,
 )
-from weft.entrypoints.http import admin, bird_webhook, checkout, pages
+from weft.entrypoints.http import admin, bird_webhook, campaigns, checkout, pages
+from weft.entrypoints.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +32,21 @@ API_MAX_BYTES = 16 * 1024
 
 
 def create_app(container: Container, background: bool = True) -> Starlette:
-    """The HTTP app. With `background`, its lifespan also runs outbox delivery, journeys and cancellations
-    (which first pick up whatever a crash left pending); otherwise a `weft worker` process runs them."""
-    container.wire(modules=[bird_webhook, admin, checkout, pages])
+    """The HTTP app. With `background`, its lifespan also runs the background runtime (the send pipeline,
+    journeys, cancellations, campaigns and the monthly scheduler; see weft.entrypoints.runtime), which first picks
+    up whatever a crash left pending; otherwise a `weft worker` process runs it."""
+    container.wire(modules=[bird_webhook, admin, campaigns, checkout, pages])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        workers = background_workers(container) if background else []
-        for worker in workers:
-            worker.start()
+        runtime = Runtime(container) if background else None
+        if runtime is not None:
+            await runtime.start()
         try:
             yield
         finally:
-            for worker in workers:
-                await worker.stop()
+            if runtime is not None:
+                await runtime.stop()
             await close_clients(container)
 
     return Starlette(
@@ -54,6 +58,8 @@ def create_app(container: Container, background: bool = True) -> Starlette:
             InvalidCheckout: _invalid_checkout,
             InvalidSignature: _unauthorized,
             UnknownJourney: _not_found,
+            UnknownCampaign: _not_found,
+            JourneyBusy: _conflict,
             PaymentProviderUnavailable: _unavailable,
             PaymentProviderError: _provider_refused,
             HTTPException: _http_error,
@@ -88,6 +94,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/admin/subscribers", admin.list_subscribers, methods=["GET"]),
         Route("/api/admin/subscribers/{phone}", admin.show_subscriber, methods=["GET"]),
         Route("/api/admin/messages", admin.list_messages, methods=["GET"]),
+        Route("/api/bird/send-monthly-messages", campaigns.send_monthly_messages, methods=["GET", "POST"]),
+        Route("/api/admin/campaigns", campaigns.list_campaigns, methods=["GET"]),
+        Route("/api/admin/campaigns/{campaign_id}", campaigns.show_campaign, methods=["GET"]),
     ]
 
 
@@ -106,6 +115,10 @@ async def _invalid_checkout(request: Request, exc: Exception) -> Response:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=404)
+
+
+async def _conflict(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=409)
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:

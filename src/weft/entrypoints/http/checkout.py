@@ -12,8 +12,9 @@ from weft.adapters.console_email import mask_email
 from weft.adapters.stripe_webhooks import parse_stripe_event
 from weft.adapters.test_mode_payments import TestModePaymentGateway
 from weft.application.handle_payment_event import HandlePaymentEvent
-from weft.application.ports import PaymentEvent, Store
+from weft.application.ports import PaymentEvent
 from weft.application.start_checkout import CheckoutForm, StartCheckout
+from weft.application.views import Views
 from weft.config import Settings
 from weft.domain.errors import InvalidCheckout, InvalidSignature, PaymentProviderError
 
@@ -32,11 +33,11 @@ async def create_checkout_session(
 
 @inject
 async def checkout_session_status(
-    request: Request, store: Store = Provide["store"], settings: Settings = Provide["settings"]
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
     """What the success page shows, and nothing more: contact details come back masked."""
     session_id = request.query_params.get("session_id", "")
-    payment = await store.payment_for_session(session_id) if session_id else None
+    payment = await views.payment_for_session(session_id) if session_id else None
     if payment is None:
         raise HTTPException(404, "unknown session_id")
     return JSONResponse({

@@ -23,6 +23,9 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 
 metadata = sa.MetaData()
 
+CLAIMED = sa.text("claimed_by IS NOT NULL")
+"""Partial-index condition: only rows a worker holds, so renewing a worker's leases never scans a whole table."""
+
 subscribers = sa.Table(
     "subscribers",
     metadata,
@@ -79,7 +82,17 @@ outbox = sa.Table(
     sa.Column("error", sa.Text()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("sent_at", UtcDateTime()),
-    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+    sa.Column("lane", sa.Integer, nullable=False, default=0),
+    sa.Column("claimed_by", sa.String(36)),
+    sa.Column("in_doubt", sa.Boolean, nullable=False, default=False),
+    sa.Column("possible_duplicate", sa.Boolean, nullable=False, default=False),
+    sa.Column("first_attempt_at", UtcDateTime()),
+    sa.Column("expires_at", UtcDateTime()),
+    sa.Column("journey_id", sa.String(64)),
+    sa.Column("campaign_id", sa.String(32)),
+    sa.Index("ix_outbox_ready", "status", "lane", "next_attempt_at"),
+    sa.Index("ix_outbox_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
+    sa.Index("ix_outbox_campaign", "campaign_id", "status", "sent_at"),
 )
 
 payments = sa.Table(
@@ -111,6 +124,8 @@ journeys = sa.Table(
     sa.Column("completed_at", UtcDateTime()),
     sa.Column("next_run_at", UtcDateTime(), index=True),
     sa.Column("has_failed_step", sa.Boolean, nullable=False, default=False),
+    sa.Column("claimed_by", sa.String(36)),
+    sa.Index("ix_journeys_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
 )
 
 audit_log = sa.Table(
@@ -141,4 +156,39 @@ cancellations = sa.Table(
     sa.Column("next_attempt_at", UtcDateTime()),
     sa.Column("error", sa.Text()),
     sa.Column("requested_at", UtcDateTime(), nullable=False),
+    sa.Column("claimed_by", sa.String(36)),
+    sa.Index("ix_cancellations_due", "status", "next_attempt_at"),
+    sa.Index("ix_cancellations_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("month", sa.String(7), nullable=False, unique=True),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("cursor", sa.String(20)),
+    sa.Column("selected", sa.Integer, nullable=False, default=0),
+    sa.Column("skipped", sa.JSON, nullable=False),
+    sa.Column("passes", sa.Integer, nullable=False, default=1),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime()),
+    sa.Column("next_run_at", UtcDateTime(), index=True),
+    sa.Column("claimed_by", sa.String(36)),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(36), nullable=False),
+    sa.Column("until", UtcDateTime(), nullable=False),
+)
+
+sms_daily_counts = sa.Table(
+    "sms_daily_counts",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("sent", sa.Integer, nullable=False),
 )

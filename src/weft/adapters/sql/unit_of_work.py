@@ -5,20 +5,68 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 import attrs
 import sqlalchemy as sa
 
-from weft.adapters import sql_schema as t
-from weft.adapters.sql_payments import audit_from_row, journey_from_row, payment_from_row
-from weft.adapters.sql_rows import SqlTransaction, entry_from_row, subscriber_from_row
-from weft.application.ports import OutboxEntry, Transaction
-from weft.domain.journey import AuditEntry, Journey
-from weft.domain.payment import Payment
-from weft.domain.phone import PhoneNumber
-from weft.domain.subscriber import Subscriber
+from weft.adapters.sql.campaigns import SqlCampaigns
+from weft.adapters.sql.journeys import SqlJourneys
+from weft.adapters.sql.leases import SqlLeases
+from weft.adapters.sql.members import SqlInbound, SqlMembers
+from weft.adapters.sql.outbox import SqlOutbox
+from weft.adapters.sql.payments import SqlAudit, SqlCancellations, SqlEvents, SqlPayments
+from weft.application.unit_of_work import Transaction
+
+
+class SqlTransaction:
+    """The Transaction port over one SQLAlchemy connection inside an open transaction; each repository is made
+    when first used (most units of work touch two or three)."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._c = connection
+
+    @cached_property
+    def members(self) -> SqlMembers:
+        return SqlMembers(self._c)
+
+    @cached_property
+    def inbound(self) -> SqlInbound:
+        return SqlInbound(self._c)
+
+    @cached_property
+    def payments(self) -> SqlPayments:
+        return SqlPayments(self._c)
+
+    @cached_property
+    def events(self) -> SqlEvents:
+        return SqlEvents(self._c)
+
+    @cached_property
+    def audit(self) -> SqlAudit:
+        return SqlAudit(self._c)
+
+    @cached_property
+    def journeys(self) -> SqlJourneys:
+        return SqlJourneys(self._c)
+
+    @cached_property
+    def cancellations(self) -> SqlCancellations:
+        return SqlCancellations(self._c)
+
+    @cached_property
+    def outbox(self) -> SqlOutbox:
+        return SqlOutbox(self._c)
+
+    @cached_property
+    def campaigns(self) -> SqlCampaigns:
+        return SqlCampaigns(self._c)
+
+    @cached_property
+    def leases(self) -> SqlLeases:
+        return SqlLeases(self._c)
+
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -55,10 +103,6 @@ class SqlStore:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
-
-    @property
-    def engine(self) -> sa.Engine:
-        return self._engine
 
     async def transaction(self, work: Callable[[Transaction], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -163,32 +207,6 @@ class SqlStore:
         nested.commit()
         return True, value
 
-    async def subscribers(self) -> list[Subscriber]:
-        return await asyncio.to_thread(self._read, _subscribers)
-
-    async def subscriber_detail(self, phone: PhoneNumber) -> dict[str, Any] | None:
-        return await asyncio.to_thread(self._read, lambda c: _detail(c, phone))
-
-    async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
-        return await asyncio.to_thread(self._read, lambda c: _outbox(c, limit))
-
-    async def payments(self, limit: int = 200) -> list[Payment]:
-        return await asyncio.to_thread(self._read, lambda c: _payments(c, limit))
-
-    async def payment_for_session(self, session_id: str) -> Payment | None:
-        found = await asyncio.to_thread(self._read, lambda c: _payments(c, 1, session_id))
-        return found[0] if found else None
-
-    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
-        return await asyncio.to_thread(self._read, lambda c: _journeys(c, limit, failed_only))
-
-    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
-        return await asyncio.to_thread(self._read, lambda c: _audit(c, action, since, limit))
-
-    def _read(self, query: Callable[[sa.Connection], T]) -> T:
-        with self._engine.connect() as connection:
-            return query(connection)
-
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
     if future.done():
@@ -197,58 +215,3 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_result(value)
     else:
         future.set_exception(value)
-
-
-def _subscribers(connection: sa.Connection) -> list[Subscriber]:
-    rows = connection.execute(sa.select(t.subscribers).order_by(t.subscribers.c.created_at.desc()))
-    return [subscriber_from_row(row) for row in rows]
-
-
-def _outbox(connection: sa.Connection, limit: int, phone: str | None = None) -> list[OutboxEntry]:
-    query = sa.select(t.outbox).order_by(t.outbox.c.created_at.desc(), t.outbox.c.id).limit(limit)
-    if phone is not None:
-        query = query.where(t.outbox.c.phone == phone)
-    return [entry_from_row(row) for row in connection.execute(query)]
-
-
-def _payments(connection: sa.Connection, limit: int, session_id: str | None = None) -> list[Payment]:
-    query = sa.select(t.payments).order_by(t.payments.c.created_at.desc(), t.payments.c.id).limit(limit)
-    if session_id is not None:
-        query = query.where(t.payments.c.checkout_session_id == session_id)
-    return [payment_from_row(row) for row in connection.execute(query)]
-
-
-def _journeys(connection: sa.Connection, limit: int, failed_only: bool) -> list[Journey]:
-    query = sa.select(t.journeys).order_by(t.journeys.c.started_at.desc(), t.journeys.c.id).limit(limit)
-    if failed_only:
-        query = query.where(t.journeys.c.has_failed_step.is_(True))
-    return [journey_from_row(row) for row in connection.execute(query)]
-
-
-def _audit(connection: sa.Connection, action: str | None, since: datetime | None, limit: int) -> list[AuditEntry]:
-    query = sa.select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
-    if action:
-        query = query.where(t.audit_log.c.action == action)
-    if since is not None:
-        query = query.where(t.audit_log.c.at >= since)
-    return [audit_from_row(row) for row in connection.execute(query)]
-
-
-def _detail(connection: sa.Connection, phone: PhoneNumber) -> dict[str, Any] | None:
-    row = connection.execute(sa.select(t.subscribers).where(t.subscribers.c.phone == phone.e164)).first()
-    if row is None:
-        return None
-    history = connection.execute(
-        sa.select(t.consent_history).where(t.consent_history.c.phone == phone.e164).order_by(t.consent_history.c.id)
-    )
-    inbound = connection.execute(
-        sa.select(t.inbound_messages)
-        .where(t.inbound_messages.c.phone == phone.e164)
-        .order_by(t.inbound_messages.c.received_at)
-    )
-    return {
-        "subscriber": subscriber_from_row(row),
-        "consent_history": [dict(r._mapping) for r in history],
-        "inbound": [dict(r._mapping) for r in inbound],
-        "outbound": list(reversed(_outbox(connection, 1000, phone.e164))),
-    }

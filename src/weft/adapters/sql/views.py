@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+from weft.adapters.sql import schema as t
+from weft.adapters.sql.campaigns import campaign_from_row
+from weft.adapters.sql.journeys import journey_from_row
+from weft.adapters.sql.members import subscriber_from_row
+from weft.adapters.sql.outbox import campaign_counts, entry_from_row
+from weft.adapters.sql.payments import audit_from_row, payment_from_row
+from weft.application.ports import Clock
+from weft.application.unit_of_work import OutboxEntry
+from weft.application.views import CampaignSummary, CareCandidate, SubscriberDetail
+from weft.domain.journey import AuditEntry, Journey
+from weft.domain.payment import Payment, PaymentStatus
+from weft.domain.phone import PhoneNumber
+from weft.domain.subscriber import Consent, Subscriber
+
+T = TypeVar("T")
+
+
+class SqlViews:
+    """The Views port: each read on its own pooled connection in a worker thread, never through the writer."""
+
+    def __init__(self, engine: sa.Engine, clock: Clock) -> None:
+        self._engine, self._clock = engine, clock
+
+    async def subscribers(self) -> list[Subscriber]:
+        query = sa.select(t.subscribers).order_by(t.subscribers.c.created_at.desc())
+        return await self._read(lambda c: [subscriber_from_row(row) for row in c.execute(query)])
+
+    async def subscriber_detail(self, phone: PhoneNumber) -> SubscriberDetail | None:
+        return await self._read(lambda c: _detail(c, phone))
+
+    async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
+        return await self._read(lambda c: _outbox(c, limit))
+
+    async def payments(self, limit: int = 200) -> list[Payment]:
+        return await self._read(lambda c: _payments(c, limit))
+
+    async def payment_for_session(self, session_id: str) -> Payment | None:
+        found = await self._read(lambda c: _payments(c, 1, session_id))
+        return found[0] if found else None
+
+    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
+        query = sa.select(t.journeys).order_by(t.journeys.c.started_at.desc(), t.journeys.c.id).limit(limit)
+        if failed_only:
+            query = query.where(t.journeys.c.has_failed_step.is_(True))
+        return await self._read(lambda c: [journey_from_row(row) for row in c.execute(query)])
+
+    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
+        query = sa.select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+        if action:
+            query = query.where(t.audit_log.c.action == action)
+        if since is not None:
+            query = query.where(t.audit_log.c.at >= since)
+        return await self._read(lambda c: [audit_from_row(row) for row in c.execute(query)])
+
+    async def care_candidates(self, after: str, limit: int) -> list[CareCandidate]:
+        return await self._read(lambda c: _care_candidates(c, after, limit))
+
+    async def queued_keys(self, keys: Collection[str]) -> set[str]:
+        query = sa.select(t.outbox.c.id).where(t.outbox.c.id.in_(list(keys)))
+        return await self._read(lambda c: {row[0] for row in c.execute(query)})
+
+    async def campaigns(self, limit: int = 24) -> list[CampaignSummary]:
+        query = sa.select(t.campaigns).order_by(t.campaigns.c.month.desc()).limit(limit)
+        now = self._clock.now()
+        return await self._read(lambda c: [
+            CampaignSummary(campaign_from_row(row), campaign_counts(c, row.id, now)) for row in c.execute(query)
+        ])
+
+    async def campaign(self, campaign_id: str) -> CampaignSummary | None:
+        query = sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)
+        now = self._clock.now()
+
+        def read(c: sa.Connection) -> CampaignSummary | None:
+            row = c.execute(query).first()
+            return None if row is None else CampaignSummary(campaign_from_row(row), campaign_counts(c, row.id, now))
+
+        return await self._read(read)
+
+    async def _read(self, query: Callable[[sa.Connection], T]) -> T:
+        return await asyncio.to_thread(self._run, query)
+
+    def _run(self, query: Callable[[sa.Connection], T]) -> T:
+        with self._engine.connect() as connection:
+            return query(connection)
+
+
+def _care_candidates(c: sa.Connection, after: str, limit: int) -> list[CareCandidate]:
+    s, p = t.subscribers.c, t.payments.c
+    page = sa.select(s.phone, s.consent).where(s.phone > after).order_by(s.phone).limit(limit).subquery()
+    query = (
+        sa.select(page.c.phone, page.c.consent, p.status)
+        .select_from(page.outerjoin(t.payments, p.phone == page.c.phone))
+        .distinct().order_by(page.c.phone)
+    )
+    consent: dict[str, Consent] = {}
+    statuses: defaultdict[str, set[PaymentStatus]] = defaultdict(set)
+    for phone, consent_value, status in c.execute(query):
+        consent[phone] = Consent(consent_value)
+        if status is not None:
+            statuses[phone].add(PaymentStatus(status))
+    return [CareCandidate(phone, value, frozenset(statuses[phone])) for phone, value in consent.items()]
+
+
+def _outbox(c: sa.Connection, limit: int, phone: str | None = None) -> list[OutboxEntry]:
+    query = sa.select(t.outbox).order_by(t.outbox.c.created_at.desc(), t.outbox.c.id).limit(limit)
+    if phone is not None:
+        query = query.where(t.outbox.c.phone == phone)
+    return [entry_from_row(row) for row in c.execute(query)]
+
+
+def _payments(c: sa.Connection, limit: int, session_id: str | None = None) -> list[Payment]:
+    query = sa.select(t.payments).order_by(t.payments.c.created_at.desc(), t.payments.c.id).limit(limit)
+    if session_id is not None:
+        query = query.where(t.payments.c.checkout_session_id == session_id)
+    return [payment_from_row(row) for row in c.execute(query)]
+
+
+def _detail(c: sa.Connection, phone: PhoneNumber) -> SubscriberDetail | None:
+    row = c.execute(sa.select(t.subscribers).where(t.subscribers.c.phone == phone.e164)).first()
+    if row is None:
+        return None
+    history = c.execute(
+        sa.select(t.consent_history).where(t.consent_history.c.phone == phone.e164).order_by(t.consent_history.c.id)
+    )
+    inbound = c.execute(
+        sa.select(t.inbound_messages).where(t.inbound_messages.c.phone == phone.e164)
+        .order_by(t.inbound_messages.c.received_at)
+    )
+    return SubscriberDetail(
+        subscriber=subscriber_from_row(row),
+        consent_history=[dict(r._mapping) for r in history],
+        inbound=[dict(r._mapping) for r in inbound],
+        outbound=list(reversed(_outbox(c, 1000, phone.e164))),
+    )

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from weft.domain.messages import Lane
+
+
+class Pacer:
+    """The rate limiter in front of the SMS provider, in segments per second, shared by every lane.
+
+    A lane waits while a lower (more urgent) lane has a message waiting, so a STOP confirmation overtakes a
+    monthly run. A lane can be paused for the time a provider asks (429, Retry-After). `rate=None` is unlimited.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        burst_seconds: float = 0.1,
+    ) -> None:
+        self._interval = 1.0 / rate if rate else 0.0
+        self._burst = max(self._interval, burst_seconds)
+        self._monotonic, self._sleep = monotonic, sleep
+        self._booked_until = 0.0
+        self._paused_until: dict[Lane, float] = {}
+        self._waiting: dict[Lane, int] = {lane: 0 for lane in Lane}
+
+    @property
+    def rate(self) -> float | None:
+        return 1.0 / self._interval if self._interval else None
+
+    def pause(self, lane: Lane, seconds: float) -> None:
+        """Hold the lane for `seconds` (a provider asked us to slow down); a longer pause already set stays."""
+        until = self._monotonic() + seconds
+        self._paused_until[lane] = max(self._paused_until.get(lane, 0.0), until)
+
+    def paused_for(self, lane: Lane) -> float:
+        """Seconds left of the lane's pause, 0 when it may send."""
+        return max(0.0, self._paused_until.get(lane, 0.0) - self._monotonic())
+
+    async def acquire(self, lane: Lane, segments: int = 1) -> None:
+        """Wait until this lane may hand `segments` SMS parts to the provider, then take them."""
+        self._waiting[lane] += 1
+        try:
+            while (delay := self._delay(lane)) > 0:
+                await self._sleep(delay)
+        finally:
+            self._waiting[lane] -= 1
+        # A virtual schedule (GCRA): each send books `segments` intervals; a short burst may run ahead of it.
+        self._booked_until = max(self._booked_until, self._monotonic()) + segments * self._interval
+
+    def _delay(self, lane: Lane) -> float:
+        paused = self.paused_for(lane)
+        if paused > 0:
+            return paused
+        if any(self._waiting[other] for other in Lane if other < lane):
+            return max(self._interval, 0.001)  # a more urgent message goes first
+        return max(0.0, self._booked_until - self._monotonic() - self._burst)

@@ -1,0 +1,267 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+import attrs
+
+from weft.domain.campaign import Campaign
+from weft.domain.journey import AuditEntry, Journey
+from weft.domain.messages import DeliveryStatus, InboundSms, Lane, OutboundSms
+from weft.domain.payment import Payment
+from weft.domain.phone import PhoneNumber
+from weft.domain.subscriber import Subscriber
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Lease:
+    """Work claimed by one worker process until `until`; the process renews it while it lives, so a dead
+    worker's work becomes claimable again soon after."""
+
+    owner: str
+    until: datetime
+
+
+@attrs.frozen
+class OutboxEntry:
+    """An outbox row as the send pipeline and the admin see it."""
+
+    message: OutboundSms
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None = None
+    provider_id: str | None = None
+    error: str | None = None
+    sent_at: datetime | None = None
+    first_attempt_at: datetime | None = None
+    possible_duplicate: bool = False
+    """Sent again after a crash without the provider being able to say whether the first send went out."""
+    in_doubt: bool = False
+    """Claimed by a worker that vanished before recording an outcome: it may have reached the provider."""
+
+
+@attrs.frozen
+class Cancellation:
+    """A provider subscription to cancel, queued with the change that asked for it and retried until done."""
+
+    subscription_id: str
+    phone: PhoneNumber
+    requested_at: datetime
+    status: str = "pending"  # pending | done | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class CampaignCounts:
+    """Where a campaign's messages stand; `sent_last_minute` gives its current rate."""
+
+    by_status: dict[DeliveryStatus, int]
+    possible_duplicates: int = 0
+    sent_last_minute: int = 0
+
+    def __getitem__(self, status: DeliveryStatus) -> int:
+        return self.by_status.get(status, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+
+class Members(Protocol):
+    def get(self, phone: PhoneNumber) -> Subscriber | None:
+        """The subscriber with this number, or None; locked for update until the transaction ends."""
+        ...
+
+    def get_many(self, phones: Collection[PhoneNumber]) -> dict[str, Subscriber]:
+        """The known subscribers among these numbers, by E.164."""
+        ...
+
+    def save(self, subscriber: Subscriber) -> None:
+        """Insert or update the subscriber and append its new consent changes to the history."""
+        ...
+
+
+class InboundMessages(Protocol):
+    def record(self, message: InboundSms, at: datetime) -> bool:
+        """Store the message once per provider id; False when it was already stored (a redelivery)."""
+        ...
+
+
+class Payments(Protocol):
+    def get(self, payment_id: str) -> Payment | None:
+        ...
+
+    def by_session(self, session_id: str) -> Payment | None:
+        ...
+
+    def by_subscription(self, subscription_id: str) -> Payment | None:
+        ...
+
+    def save(self, payment: Payment) -> None:
+        """Insert or update the payment."""
+        ...
+
+    def live_subscriptions(self, phone: PhoneNumber) -> list[str]:
+        """Provider subscription ids of this number's payments that may still bill (active, past due, pending)."""
+        ...
+
+
+class ProviderEvents(Protocol):
+    def record(self, event_id: str, at: datetime) -> bool:
+        """Remember a provider event id; False when it was recorded before."""
+        ...
+
+
+class AuditLog(Protocol):
+    def add(self, entry: AuditEntry) -> None:
+        """Append to the audit log."""
+        ...
+
+
+class Journeys(Protocol):
+    def get(self, journey_id: str) -> Journey | None:
+        ...
+
+    def save(self, journey: Journey) -> None:
+        """Insert or update the journey's steps; its schedule and any claim on it are left as they are."""
+        ...
+
+    def schedule(self, journey_id: str, at: datetime | None) -> None:
+        """Due to run at `at` (None: nothing to run); releases any claim on it."""
+        ...
+
+    def wake(self, journey_id: str, at: datetime) -> bool:
+        """Due by `at` at the latest; False (nothing changed) while a worker holds it, which reschedules it
+        from its stored state when done."""
+        ...
+
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[Journey]:
+        """Due journeys, oldest first, claimed under the lease."""
+        ...
+
+
+class Cancellations(Protocol):
+    def request(self, cancellation: Cancellation) -> None:
+        """Queue a subscription cancellation (a repeat request for the same subscription is ignored)."""
+        ...
+
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[Cancellation]:
+        """Pending cancellations that are due, oldest first, claimed under the lease."""
+        ...
+
+    def save(self, cancellation: Cancellation) -> None:
+        """Record the outcome (status, attempts, next attempt, error) and release the claim."""
+        ...
+
+
+class Outbox(Protocol):
+    def enqueue_once(self, message: OutboundSms, due: datetime, at: datetime) -> bool:
+        """Queue the message under its key, due at `due`; False (and nothing written) when the key exists."""
+        ...
+
+    def enqueue_many(self, messages: Sequence[tuple[OutboundSms, datetime]], at: datetime) -> int:
+        """enqueue_once for each (message, due); returns how many were new."""
+        ...
+
+    def get(self, key: str) -> OutboxEntry | None:
+        ...
+
+    def claim(self, lane: Lane, lease: Lease, now: datetime, limit: int) -> list[OutboxEntry]:
+        """Pending messages of the lane that are due, oldest first, claimed under the lease; `in_doubt` marks
+        those whose previous claim lapsed without an outcome."""
+        ...
+
+    def record(self, entries: Sequence[OutboxEntry]) -> None:
+        """Write each entry's delivery fields and release its claim."""
+        ...
+
+    def requeue(self, key: str, now: datetime) -> OutboxEntry | None:
+        """A failed or expired message is due again now with a fresh lifetime; None when there is nothing to redo."""
+        ...
+
+    def count_sent(self, day: str) -> int:
+        """Messages recorded as sent on this day (YYYY-MM-DD in the service's time zone)."""
+        ...
+
+    def add_sent(self, day: str, count: int) -> None:
+        ...
+
+    def campaign_counts(self, campaign_id: str, now: datetime) -> CampaignCounts:
+        ...
+
+
+class Campaigns(Protocol):
+    def get(self, campaign_id: str) -> Campaign | None:
+        """The campaign, locked for update until the transaction ends."""
+        ...
+
+    def save(self, campaign: Campaign) -> None:
+        """Insert or update the campaign; its schedule and any claim on it are left as they are."""
+        ...
+
+    def schedule(self, campaign_id: str, at: datetime | None) -> None:
+        """Its work (selecting, then watching the sends finish) is due at `at`; releases any claim on it."""
+        ...
+
+    def wake(self, campaign_id: str, at: datetime) -> bool:
+        """Due by `at` at the latest; False while a worker holds it (that worker reschedules it when done)."""
+        ...
+
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[Campaign]:
+        ...
+
+
+class Leases(Protocol):
+    def renew(self, owner: str, until: datetime) -> None:
+        """Extend every claim and named lease the owner holds."""
+        ...
+
+    def take(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Hold the named lease until `until` unless another owner holds it unexpired; True when held."""
+        ...
+
+
+class Transaction(Protocol):
+    """One database transaction with a narrow repository per aggregate; it commits only when the work returns."""
+
+    @property
+    def members(self) -> Members: ...
+
+    @property
+    def inbound(self) -> InboundMessages: ...
+
+    @property
+    def payments(self) -> Payments: ...
+
+    @property
+    def events(self) -> ProviderEvents: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def journeys(self) -> Journeys: ...
+
+    @property
+    def cancellations(self) -> Cancellations: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def campaigns(self) -> Campaigns: ...
+
+    @property
+    def leases(self) -> Leases: ...
+
+
+class Store(Protocol):
+    async def transaction(self, work: Callable[[Transaction], T]) -> T:
+        """Run work in one transaction and commit durably before returning its result."""
+        ...

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+
+from weft.application.unit_of_work import CampaignCounts, OutboxEntry
+from weft.domain.campaign import Campaign
+from weft.domain.journey import AuditEntry, Journey
+from weft.domain.messages import DeliveryStatus
+from weft.domain.payment import Payment, PaymentStatus
+from weft.domain.phone import PhoneNumber
+from weft.domain.subscriber import Consent, Subscriber
+
+
+@attrs.frozen
+class SubscriberDetail:
+    subscriber: Subscriber
+    consent_history: list[dict[str, Any]]
+    inbound: list[dict[str, Any]]
+    outbound: list[OutboxEntry]
+
+
+@attrs.frozen
+class CareCandidate:
+    """What the care eligibility rule needs to know about one number."""
+
+    phone: str
+    consent: Consent
+    payments: frozenset[PaymentStatus]
+
+
+@attrs.frozen
+class CampaignSummary:
+    """A campaign with where its messages stand."""
+
+    campaign: Campaign
+    counts: CampaignCounts
+
+    @property
+    def eligible(self) -> int:
+        return self.counts.total
+
+    @property
+    def sent(self) -> int:
+        return self.counts[DeliveryStatus.SENT]
+
+    @property
+    def failed(self) -> int:
+        return self.counts[DeliveryStatus.FAILED] + self.counts[DeliveryStatus.EXPIRED]
+
+    @property
+    def pending(self) -> int:
+        return self.counts[DeliveryStatus.PENDING]
+
+    @property
+    def rate_per_second(self) -> float:
+        return round(self.counts.sent_last_minute / 60, 2)
+
+
+class Views(Protocol):
+    """Reads for the admin, the CLI and the preview: typed read models, never the write repositories."""
+
+    async def subscribers(self) -> list[Subscriber]:
+        """Every subscriber, newest first."""
+        ...
+
+    async def subscriber_detail(self, phone: PhoneNumber) -> SubscriberDetail | None:
+        """State, consent history, and messages in and out for one number; None when unknown."""
+        ...
+
+    async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
+        """The newest outbox entries."""
+        ...
+
+    async def payments(self, limit: int = 200) -> list[Payment]:
+        """The newest payments."""
+        ...
+
+    async def payment_for_session(self, session_id: str) -> Payment | None:
+        """The payment opened by this checkout session."""
+        ...
+
+    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
+        """The newest journeys, or only those with a failed step."""
+        ...
+
+    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
+        """Audit entries, newest first, filtered by action and time."""
+        ...
+
+    async def care_candidates(self, after: str, limit: int) -> list[CareCandidate]:
+        """Subscribers with a number above `after`, in number order, with their payments' statuses."""
+        ...
+
+    async def queued_keys(self, keys: Collection[str]) -> set[str]:
+        """Which of these outbox keys exist."""
+        ...
+
+    async def campaigns(self, limit: int = 24) -> list[CampaignSummary]:
+        """The newest campaigns with their counts."""
+        ...
+
+    async def campaign(self, campaign_id: str) -> CampaignSummary | None:
+        ...

@@ -1,0 +1,106 @@
+"""The one background runtime of a Weft process, used by `weft serve` and `weft worker` alike.
+
+Threads and processes. Everything below runs on the process's one asyncio event loop, as tasks:
+- five queue workers, one per kind of durable work, all the same claim/lease/retry loop (QueueWorker):
+  the outbox's priority lane (answers to a member's own text, journey texts), the outbox's broadcast lane (the
+  monthly care message), journeys (welcome email and access), subscription cancellations, and campaigns (who
+  gets this month's message);
+- the lease heartbeat, which renews every claim this process holds every `lease / 3` seconds, so a process that
+  dies (kill -9, power loss) lets its work go to another within the lease (30 s);
+- the APScheduler job that fires the monthly run (unless WEFT_SCHEDULER=off).
+Off the loop: the SQL store's writer thread (every commit, grouped) and asyncio's default thread pool (reads).
+
+`weft serve` runs this runtime inside the web process on SQLite (one writer: a second process would starve for
+the write lock) and in test mode (the test checkout lives in that process's memory); otherwise it starts one
+`weft worker` child process that runs it, restarted whenever it dies. Any number of instances may run it against
+one PostgreSQL database: claims in the database keep each item with one worker, and only the holder of the
+broadcast lease sends the broadcast lane, so the configured pace holds for the whole account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from functools import partial
+from typing import Any
+
+from weft.application.unit_of_work import Lease, Transaction
+from weft.application.work_queue import QueueWorker
+from weft.config import monthly_trigger
+from weft.containers import Container, background_workers
+from weft.entrypoints.scheduler import MonthlyScheduler
+
+log = logging.getLogger(__name__)
+
+WAKE_NAMES = {
+    "outbox-priority": "outbox", "outbox-broadcast": "outbox", "journeys": "journeys",
+    "cancellations": "cancellations", "campaigns": "campaigns",
+}
+
+
+class Runtime:
+    """Starts and stops the queue workers, the lease heartbeat and the monthly scheduler of one process."""
+
+    def __init__(self, container: Container, scheduler: bool | None = None) -> None:
+        self._container = container
+        settings = container.settings()
+        self._workers: list[QueueWorker[Any, Any]] = background_workers(container)
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._scheduler = MonthlyScheduler(
+            monthly_trigger(settings), container.start_monthly_care(), container.views(), container.clock(),
+            settings.time_zone,
+        ) if (settings.scheduler if scheduler is None else scheduler) else None
+
+    @property
+    def workers(self) -> list[QueueWorker[Any, Any]]:
+        return self._workers
+
+    def register(self) -> None:
+        """Let the use cases wake these workers after their commits."""
+        wakeups = self._container.wakeups()
+        for worker in self._workers:
+            wakeups.register(WAKE_NAMES[worker.name], worker.wake)
+
+    async def start(self) -> None:
+        self.register()
+        for worker in self._workers:
+            worker.start()
+        self._heartbeat = asyncio.get_running_loop().create_task(self._renew_leases(), name="weft-heartbeat")
+        if self._scheduler is not None:
+            await self._scheduler.start()
+        log.info("background work running: %s%s", ", ".join(w.name for w in self._workers),
+                 ", monthly scheduler" if self._scheduler else "")
+
+    async def stop(self) -> None:
+        """The scheduler first, then each worker finishes and records the batch in hand, then the heartbeat."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        for worker in self._workers:
+            await worker.stop()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        self._container.wakeups().clear()
+
+    async def drain(self) -> int:
+        """Run every worker until nothing is due now (for the CLI); returns how many items were handled."""
+        total = 0
+        while handled := sum([await worker.drain() for worker in self._workers]):
+            total += handled
+        return total
+
+    async def _renew_leases(self) -> None:
+        lease = self._container.lease_settings()
+        store, clock = self._container.store(), self._container.clock()
+        while True:
+            await asyncio.sleep(lease.seconds / 3)
+            try:
+                await store.transaction(partial(_renew, lease=lease.lease(clock.now())))
+            except Exception:  # the next beat tries again; a lapsed lease only means the work may move
+                log.exception("renewing leases failed")
+
+
+def _renew(tx: Transaction, lease: Lease) -> None:
+    tx.leases.renew(lease.owner, lease.until)

@@ -1,0 +1,233 @@
+"""Databases in the field sit at every earlier revision; starting the app must bring each one to head intact."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from weft.adapters.sql.engine import create_engine
+from weft.adapters.sql.migrate import MIGRATIONS, migrate
+from weft.adapters.sql.schema import metadata
+
+# Naive UTC, as the columns store it.
+AT = datetime(2026, 10, 3, 9, 30)
+PHONE = "+14155550123"
+FAILED = "journey-failed"
+CLEAN = "journey-clean"
+FAILED_STEPS = {
+    "payment_processed": {"at": "2026-10-03T09:30:00+00:00", "ok": True, "detail": "", "transient": False},
+    "database_updated": {"at": "2026-10-03T09:30:01+00:00", "ok": True, "detail": "", "transient": False},
+    "email_sent": {"at": "2026-10-03T09:30:02+00:00", "ok": False, "detail": "SMTP timed out", "transient": True},
+}
+CLEAN_STEPS = {
+    "payment_processed": {"at": "2026-10-03T09:30:00+00:00", "ok": True, "detail": "", "transient": False},
+    "database_updated": {"at": "2026-10-03T09:30:01+00:00", "ok": True, "detail": "", "transient": False},
+    "email_sent": {"at": "2026-10-03T09:30:02+00:00", "ok": True, "detail": "", "transient": False},
+}
+EARLIER = ["0001", "0002", "0002-edited"]
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade_to(engine: sa.Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), revision)
+
+
+def _downgrade_to(engine: sa.Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
+
+
+def _add_has_failed_step_as_the_edited_0002_did(engine: sa.Engine) -> None:
+    # The edited 0002 created journeys with has_failed_step Boolean NOT NULL and no server default. SQLite cannot
+    # ADD such a column, so the table is rebuilt with it, which leaves what the edited CREATE TABLE left.
+    with engine.begin() as connection:
+        operations = Operations(MigrationContext.configure(connection))
+        with operations.batch_alter_table("journeys", recreate="always") as batch_op:
+            batch_op.add_column(sa.Column("has_failed_step", sa.Boolean(), nullable=False))
+
+
+def _table(connection: sa.Connection, name: str) -> sa.Table:
+    return sa.Table(name, sa.MetaData(), autoload_with=connection)
+
+
+def _subscriber(revision: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "phone": PHONE, "consent": "opted_in", "membership": "member", "paid_tier": "supporter",
+        "consent_changed_at": AT, "consent_message_id": "bird-msg-1", "last_message": "JOIN", "last_message_at": AT,
+        "created_at": AT, "updated_at": AT,
+    }
+    if revision != "0001":
+        row |= {"email": "ada@example.com", "stripe_customer_id": "cus_123", "stripe_subscription_id": "sub_123"}
+    return row
+
+
+OUTBOX = {
+    "id": "out-1", "phone": PHONE, "text": "Welcome to weft!", "kind": "welcome", "conversation_id": "conv-1",
+    "channel_id": "ch-default", "status": "sent", "attempts": 1, "next_attempt_at": None, "provider_id": "bird-out-1",
+    "error": None, "created_at": AT, "sent_at": AT,
+}
+PAYMENTS = [
+    {
+        "id": f"pay-{n}", "phone": PHONE, "email": "ada@example.com", "tier": "supporter", "amount_cents": 1500,
+        "payment_type": "subscription", "status": "paid", "checkout_session_id": f"cs_{n}", "customer_id": "cus_123",
+        "subscription_id": "sub_123", "past_due_notified": False, "phone_proven": True, "created_at": AT,
+        "updated_at": AT,
+    }
+    for n in (1, 2)
+]
+
+
+def _journeys(edited: bool) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {"id": FAILED, "payment_id": "pay-1", "steps": FAILED_STEPS, "started_at": AT, "completed_at": None,
+         "next_run_at": AT},
+        {"id": CLEAN, "payment_id": "pay-2", "steps": CLEAN_STEPS, "started_at": AT, "completed_at": AT,
+         "next_run_at": None},
+    ]
+    if edited:
+        # Whatever the app wrote: the wrong way round here, so only a real backfill can get them right.
+        rows[0]["has_failed_step"] = False
+        rows[1]["has_failed_step"] = True
+    return rows
+
+
+def _database_at(engine: sa.Engine, start: str) -> None:
+    """A fresh database at an earlier revision, holding the rows that revision had."""
+    revision = start.removesuffix("-edited")
+    _upgrade_to(engine, revision)
+    if start.endswith("-edited"):
+        _add_has_failed_step_as_the_edited_0002_did(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(_table(connection, "subscribers")), [_subscriber(revision)])
+        connection.execute(sa.insert(_table(connection, "outbox")), [OUTBOX])
+        if revision == "0001":
+            return
+        connection.execute(sa.insert(_table(connection, "payments")), PAYMENTS)
+        journeys = _table(connection, "journeys")
+        # Reflection types the column as JSON on both SQLite and PostgreSQL, so the dict is stored as JSON.
+        assert isinstance(journeys.c.steps.type, sa.JSON)
+        connection.execute(sa.insert(journeys), _journeys(edited=start.endswith("-edited")))
+
+
+def _head() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+def _current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _schema_mismatches(engine: sa.Engine) -> list[str]:
+    """Every table and column of the application's metadata, with its nullability, compared with the database."""
+    inspector = sa.inspect(engine)
+    tables = set(inspector.get_table_names())
+    mismatches: list[str] = []
+    for table in metadata.sorted_tables:
+        if table.name not in tables:
+            mismatches.append(f"table {table.name} is missing")
+            continue
+        found = {column["name"]: column["nullable"] for column in inspector.get_columns(table.name)}
+        wanted = {column.name: column.nullable for column in table.columns}
+        if found != wanted:
+            mismatches.append(f"{table.name}: database has {found}, schema has {wanted}")
+    return mismatches
+
+
+def _rows(engine: sa.Engine, table: sa.Table, *order_by: sa.ColumnElement[Any]) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(sa.select(table).order_by(*order_by))]
+
+
+@pytest.mark.parametrize("start", EARLIER)
+def test_a_database_at_an_earlier_revision_migrates_to_head_with_its_rows_intact(
+    engine: sa.Engine, start: str
+) -> None:
+    _database_at(engine, start)
+    assert _current_revision(engine) != _head()
+
+    migrate(engine)
+
+    assert _current_revision(engine) == _head()
+    assert _schema_mismatches(engine) == []
+    t = metadata.tables
+    subscribers = _rows(engine, t["subscribers"])
+    assert [(s["phone"], s["membership"], s["paid_tier"], s["last_message"]) for s in subscribers] == [
+        (PHONE, "member", "supporter", "JOIN")
+    ]
+    expected_email = None if start == "0001" else "ada@example.com"
+    assert subscribers[0]["email"] == expected_email
+    outbox = _rows(engine, t["outbox"])
+    assert [(o["id"], o["text"], o["status"], o["attempts"]) for o in outbox] == [
+        ("out-1", "Welcome to weft!", "sent", 1)
+    ]
+    payments = _rows(engine, t["payments"], t["payments"].c.id)
+    journeys = _rows(engine, t["journeys"], t["journeys"].c.id)
+    if start == "0001":
+        assert (payments, journeys) == ([], [])
+        return
+    assert [(p["id"], p["status"], p["amount_cents"], p["phone_proven"]) for p in payments] == [
+        ("pay-1", "paid", 1500, True), ("pay-2", "paid", 1500, True)
+    ]
+    assert [(j["id"], j["payment_id"], j["steps"]) for j in journeys] == [
+        (CLEAN, "pay-2", CLEAN_STEPS), (FAILED, "pay-1", FAILED_STEPS)
+    ]
+    assert {j["id"]: j["has_failed_step"] for j in journeys} == {CLEAN: False, FAILED: True}
+
+
+def test_a_journey_inserted_without_has_failed_step_after_migrating_from_the_original_0002_is_not_failed(
+    engine: sa.Engine,
+) -> None:
+    _database_at(engine, "0002")
+    migrate(engine)
+
+    # A writer that predates the column (an old process still running during a rolling start) leaves it out.
+    before = sa.table("journeys", sa.column("id"), sa.column("payment_id"), sa.column("steps", sa.JSON()),
+                      sa.column("started_at"))
+    journeys = metadata.tables["journeys"]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(before), [{"id": "journey-new", "payment_id": "pay-new", "steps": {},
+                                                "started_at": AT}])
+        stored = connection.scalar(sa.select(journeys.c.has_failed_step).where(journeys.c.id == "journey-new"))
+    assert stored is False
+
+
+def test_downgrading_below_has_failed_step_drops_it_and_upgrading_again_recomputes_it(engine: sa.Engine) -> None:
+    _database_at(engine, "0002")
+    migrate(engine)
+
+    _downgrade_to(engine, "0002")
+    assert "has_failed_step" not in {c["name"] for c in sa.inspect(engine).get_columns("journeys")}
+    migrate(engine)
+
+    journeys = metadata.tables["journeys"]
+    with engine.connect() as connection:
+        rows = {row.id: row.has_failed_step for row in connection.execute(sa.select(journeys))}
+    assert rows == {CLEAN: False, FAILED: True}
+    assert _current_revision(engine) == _head()
