@@ -76,6 +76,8 @@ class Settings:
     quiet_hours: str = "21:00-09:00"
     time_zone: str = "UTC"
     scheduler: bool = True
+    lease_seconds: float = 20.0
+    """How long a worker's claim lasts unless renewed: a dead process's work moves on within this long."""
 
     @property
     def care_text(self) -> str:
@@ -156,6 +158,7 @@ def _sending(get: Callable[..., str]) -> dict[str, Any]:
         "quiet_hours": get("WEFT_QUIET_HOURS", "21:00-09:00").lower(),
         "time_zone": get("WEFT_TIMEZONE", "UTC"),
         "scheduler": _flag("WEFT_SCHEDULER", get("WEFT_SCHEDULER", "on")),
+        "lease_seconds": _positive_number("WEFT_LEASE_SECONDS", get("WEFT_LEASE_SECONDS", "20")),
     }
 
 

@@ -115,7 +115,8 @@ class Container(containers.DeclarativeContainer):
     views = providers.Singleton(SqlViews, engine, clock)
     wakeups = providers.Singleton(Wakeups)
     worker_poll_seconds = providers.Object(1.0)
-    lease_settings = providers.Singleton(LeaseSettings, owner=providers.Callable(new_id))
+    lease_settings = providers.Singleton(LeaseSettings, owner=providers.Callable(new_id),
+                                         seconds=settings.provided.lease_seconds)
     replies = providers.Singleton(
         Replies,
         public_url=settings.provided.public_url,

@@ -95,6 +95,7 @@ def fast_container(settings: Settings) -> Container:
     container.worker_poll_seconds.override(providers.Object(0.05))
     container.journey_policy.override(providers.Object(JourneyPolicy(email_delays=(0.01, 0.02),
                                                                      sms_wait_seconds=1.0)))
+    container.care_settings.override(providers.Object(attrs.evolve(container.care_settings(), watch_seconds=0.2)))
     return container
 
 

@@ -7,6 +7,7 @@ import threading
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
 import attrs
 
@@ -34,8 +35,9 @@ class LoopbackServer:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.statuses: list[int] = []
         self.queue: deque[Canned] = deque()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=lambda: self._server.serve_forever(poll_interval=0.05), daemon=True)
 
@@ -61,9 +63,13 @@ class LoopbackServer:
     def _respond(self, request: Recorded) -> Canned:
         with self._lock:
             self.requests.append(request)
-            if self.queue:
-                return self.queue.popleft()
-        return self.default_response(request)
+            self.statuses.append(0)
+            index = len(self.requests) - 1
+            canned = self.queue.popleft() if self.queue else None
+        canned = canned or self.default_response(request)
+        with self._lock:
+            self.statuses[index] = canned.status
+        return canned
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -91,17 +97,39 @@ class LoopbackServer:
 
 
 class LoopbackBird(LoopbackServer):
-    """Bird's Channels and Conversations send endpoints: 202/201 with a channel message object."""
+    """Bird's Channels and Conversations send endpoints (202/201 with a channel message object), and the channel's
+    message list filtered by `reference`, as Weft asks it about a send a crash left in doubt."""
+
+    down = False
+    """While set, every request gets a 503, as during an outage."""
 
     def default_response(self, request: Recorded) -> Canned:
-        if request.method == "POST" and request.path.endswith("/messages"):
+        path, _, query = request.path.partition("?")
+        if self.down:
+            return Canned(503, {"error": "service unavailable"})
+        if request.method == "POST" and path.endswith("/messages"):
             number = len(self.requests)
-            status = 201 if "/conversations/" in request.path else 202
+            status = 201 if "/conversations/" in path else 202
             return Canned(status, {"id": f"bird-msg-{number}", "status": "accepted", "direction": "outgoing"})
+        if request.method == "GET" and path.endswith("/messages"):
+            reference = dict(parse_qsl(query)).get("reference")
+            found = [{"id": f"bird-found-{i}", "reference": reference, "status": "accepted"}
+                     for i, r in enumerate(self.accepted()) if r.json().get("reference") == reference]
+            return Canned(200, {"results": found, "nextPageToken": None})
         return super().default_response(request)
 
     def sent(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST"]
 
+    def accepted(self) -> list[Recorded]:
+        """Sends Bird took (it answered 2xx)."""
+        with self._lock:
+            return [r for r, status in zip(self.requests, self.statuses, strict=False)
+                    if r.method == "POST" and 200 <= status < 300]
+
     def texts(self) -> list[str]:
         return [r.json()["body"]["text"]["text"] for r in self.sent()]
+
+    def recipients(self) -> list[str]:
+        """The number of every accepted send, once per send."""
+        return [r.json()["receiver"]["contacts"][0]["identifierValue"] for r in self.accepted()]

@@ -36,7 +36,7 @@ class CareSettings:
     batch: int = 500
     batches_per_run: int = 10
     """How many batches one claim of the selection walks before it lets other work (and a shutdown) in."""
-    watch_seconds: float = 10.0
+    watch_seconds: float = 5.0
 
 
 @attrs.frozen
@@ -173,9 +173,8 @@ class RunCampaigns:
         return tx.campaigns.claim(lease, now, limit)
 
     async def perform(self, campaign: Campaign) -> CampaignRun:
-        if campaign.state is CampaignState.SELECTING:
-            await self._select(campaign)
-        elif campaign.state is CampaignState.SENDING:
+        selected = campaign.state is CampaignState.SELECTING and await self._select(campaign)
+        if selected or campaign.state is CampaignState.SENDING:
             await self._store.transaction(lambda tx: self._watch(tx, campaign.id, self._clock.now()))
         return CampaignRun(campaign.id)
 
@@ -194,7 +193,8 @@ class RunCampaigns:
     def after_commit(self, outcomes: list[CampaignRun]) -> None:
         pass
 
-    async def _select(self, campaign: Campaign) -> None:
+    async def _select(self, campaign: Campaign) -> bool:
+        """Walk up to `batches_per_run` batches; True when the walk has reached the last member."""
         cursor = campaign.cursor or ""
         for _ in range(self._settings.batches_per_run):
             candidates = await self._views.care_candidates(cursor, self._settings.batch)
@@ -207,8 +207,9 @@ class RunCampaigns:
                         now=now))
             self._on_queued()
             if done or not moved:
-                return
+                return done and moved
             cursor = last
+        return False
 
     def _queue(self, tx: Transaction, claimed: Campaign, cursor: str, last: str, decisions: Sequence[_Decision],
                done: bool, now: datetime) -> bool:

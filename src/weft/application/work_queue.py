@@ -44,7 +44,7 @@ class LeaseSettings:
     """Claims last `seconds` and are renewed every `seconds / 3` while the process lives."""
 
     owner: str
-    seconds: float = 30.0
+    seconds: float = 20.0
 
     def lease(self, now: datetime) -> Lease:
         return Lease(self.owner, now + timedelta(seconds=self.seconds))

@@ -6,7 +6,7 @@ Threads and processes. Everything below runs on the process's one asyncio event 
   monthly care message), journeys (welcome email and access), subscription cancellations, and campaigns (who
   gets this month's message);
 - the lease heartbeat, which renews every claim this process holds every `lease / 3` seconds, so a process that
-  dies (kill -9, power loss) lets its work go to another within the lease (30 s);
+  dies (kill -9, power loss) lets its work go to another within the lease (WEFT_LEASE_SECONDS, 20 s);
 - the APScheduler job that fires the monthly run (unless WEFT_SCHEDULER=off).
 Off the loop: the SQL store's writer thread (every commit, grouped) and asyncio's default thread pool (reads).
 
