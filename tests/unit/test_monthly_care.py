@@ -4,6 +4,7 @@ the dry run and the scheduler's catch-up."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -188,3 +189,20 @@ async def test_the_catch_up_does_nothing_before_the_months_time_or_after_the_run
     w.clock.at += timedelta(minutes=2)
     assert await scheduler(w).catch_up() is True
     assert await scheduler(w).catch_up() is False
+
+
+async def test_the_scheduler_schedules_the_next_run_at_ten_on_the_first_in_its_time_zone() -> None:
+    w = World()
+    w.clock.at = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # before the month's time: no catch-up
+    monthly = MonthlyScheduler(CronTrigger.from_crontab("0 10 1 * *", timezone=ZoneInfo("America/New_York")),
+                               w.start_care, w.views, w.clock, "America/New_York")
+    await monthly.start()
+    try:
+        next_run = monthly.next_run()  # APScheduler reads the real clock
+        assert next_run is not None and next_run > datetime.now(UTC)
+        local = next_run.astimezone(ZoneInfo("America/New_York"))
+        assert (local.day, local.hour, local.minute) == (1, 10, 0)
+        assert w.store.state.campaigns == {}
+    finally:
+        monthly.stop()
+    assert monthly.next_run() is None

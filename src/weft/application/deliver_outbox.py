@@ -150,7 +150,7 @@ class DeliverOutbox:
         if message.expires_at is not None and now >= message.expires_at:
             return attrs.evolve(entry, status=DeliveryStatus.EXPIRED, next_attempt_at=None, in_doubt=False,
                                 error="not sent: the link in it had expired")
-        if self._lane is Lane.BROADCAST:
+        if self._lane is Lane.BROADCAST and self._settings.quiet_hours.active:
             allowed = self._settings.quiet_hours.next_allowed(now, time_zones(message.to, self._settings.time_zone))
             if allowed > now:
                 return attrs.evolve(entry, next_attempt_at=allowed)

@@ -67,7 +67,7 @@ class _Selector:
         phone = PhoneNumber(candidate.phone)
         skip = care_skip_reason(candidate.consent, candidate.payments, is_valid(phone))
         due = now
-        if skip is None:
+        if skip is None and self._settings.quiet_hours.active:
             due = self._settings.quiet_hours.next_allowed(now, time_zones(phone, self._settings.time_zone))
         return _Decision(candidate, skip, due)
 

@@ -33,6 +33,10 @@ class QuietHours:
     def none(cls) -> QuietHours:
         return cls(time(0, 0), time(0, 0))
 
+    @property
+    def active(self) -> bool:
+        return self.start != self.end
+
     def is_quiet(self, local: time) -> bool:
         if self.start == self.end:
             return False
