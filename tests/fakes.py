@@ -405,9 +405,15 @@ class _Outbox:
         return claimed
 
     def record(self, entries: Sequence[OutboxEntry]) -> None:
+        """Only the delivery fields, as in SQL: the queued message and its creation time stay as they were."""
         for entry in entries:
-            if entry.message.id in self.state.outbox:
-                self.state.outbox[entry.message.id] = entry
+            stored = self.state.outbox.get(entry.message.id)
+            if stored is not None:
+                self.state.outbox[entry.message.id] = attrs.evolve(
+                    stored, status=entry.status, attempts=entry.attempts, next_attempt_at=entry.next_attempt_at,
+                    provider_id=entry.provider_id, error=entry.error, sent_at=entry.sent_at,
+                    first_attempt_at=entry.first_attempt_at, in_doubt=entry.in_doubt,
+                    possible_duplicate=entry.possible_duplicate)
                 _release(self.state, "outbox", entry.message.id)
 
     def requeue(self, key: str, now: datetime) -> OutboxEntry | None:

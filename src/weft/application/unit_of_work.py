@@ -108,7 +108,7 @@ class Payments(Protocol):
         ...
 
     def live_subscriptions(self, phone: PhoneNumber) -> list[str]:
-        """Provider subscription ids of this number's payments that may still bill (active, past due, pending)."""
+        """Provider subscription ids of this number's payments that may still bill (active, past due, processing)."""
         ...
 
 

@@ -1,0 +1,1096 @@
+"""The Store port's contract, run against the in-memory fake the unit tests use and against the real SQL store on
+SQLite and PostgreSQL: a unit test on the fake means what it says only while the fake passes these too.
+
+Every test writes through one unit of work and checks the end state through a later one (or through the Views
+port where the Transaction port cannot see it, as for the consent history and the audit log)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import pytest
+
+from tests.fakes import FixedClock, InMemoryStore, InMemoryViews
+from tests.integration.conftest import _postgres_schema
+from weft.adapters.sql.engine import create_engine
+from weft.adapters.sql.migrate import migrate
+from weft.adapters.sql.unit_of_work import SqlStore
+from weft.adapters.sql.views import SqlViews
+from weft.application.unit_of_work import Cancellation, Lease, OutboxEntry, Store, Transaction
+from weft.application.views import SubscriberDetail, Views
+from weft.domain.campaign import Campaign, CampaignState
+from weft.domain.journey import AuditEntry, Journey, Step, StepRecord
+from weft.domain.messages import DeliveryStatus, InboundSms, Lane, MessageKind, OutboundSms
+from weft.domain.payment import Payment, PaymentStatus
+from weft.domain.phone import PhoneNumber
+from weft.domain.subscriber import Consent, Membership, Subscriber
+from weft.domain.tiers import PaymentType
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+PHONE = PhoneNumber("+14155550123")
+OTHER_PHONE = PhoneNumber("+14155550199")
+A, B, C = "worker-a", "worker-b", "worker-c"
+
+
+def later(seconds: int) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+def lease(owner: str, seconds: int = 60) -> Lease:
+    return Lease(owner, later(seconds))
+
+
+# --- the three stores -----------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Backend:
+    store: Store
+    views: Views
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "memory":
+        memory = InMemoryStore()
+        yield Backend(memory, InMemoryViews(memory, FixedClock(NOW)))
+        return
+    if request.param == "sqlite":
+        yield from _sql_backend(f"sqlite:///{tmp_path / 'weft.db'}")
+        return
+    base = os.environ.get("WEFT_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("WEFT_TEST_POSTGRES_URL is not set")
+    for url in _postgres_schema(base):
+        yield from _sql_backend(url)
+
+
+def _sql_backend(url: str) -> Iterator[Backend]:
+    engine = create_engine(url)
+    migrate(engine)
+    store = SqlStore(engine)
+    try:
+        yield Backend(store, SqlViews(engine, FixedClock(NOW)))
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> Store:
+    return backend.store
+
+
+@pytest.fixture
+def views(backend: Backend) -> Views:
+    return backend.views
+
+
+# --- records to store -----------------------------------------------------------------------------------------
+
+
+def subscriber(phone: PhoneNumber = PHONE, **changes: Any) -> Subscriber:
+    return attrs.evolve(Subscriber.first_contact(phone, NOW), **changes)
+
+
+def payment(payment_id: str, status: PaymentStatus = PaymentStatus.PENDING, phone: PhoneNumber = PHONE,
+            subscription_id: str | None = None, session_id: str | None = None) -> Payment:
+    return Payment(id=payment_id, phone=phone, email="ada@example.org", tier="10", amount_cents=1000,
+                   payment_type=PaymentType.MONTHLY, created_at=NOW, updated_at=NOW, status=status,
+                   checkout_session_id=session_id, subscription_id=subscription_id)
+
+
+def journey(journey_id: str) -> Journey:
+    return Journey(id=journey_id, payment_id=f"pay-{journey_id}", started_at=NOW)
+
+
+def campaign(campaign_id: str, month: str | None = None) -> Campaign:
+    return Campaign(id=campaign_id, month=month or campaign_id[-7:], text="Our monthly care message",
+                    created_at=NOW)
+
+
+def cancellation(subscription_id: str, due: datetime | None = NOW, status: str = "pending",
+                 phone: PhoneNumber = PHONE, requested_at: datetime = NOW) -> Cancellation:
+    return Cancellation(subscription_id=subscription_id, phone=phone, requested_at=requested_at, status=status,
+                        next_attempt_at=due)
+
+
+def sms(key: str, kind: MessageKind = MessageKind.HELP, text: str = "Reply STOP to stop",
+        campaign_id: str | None = None, phone: PhoneNumber = PHONE) -> OutboundSms:
+    return OutboundSms(id=key, to=phone, text=text, kind=kind, campaign_id=campaign_id)
+
+
+def care(key: str, campaign_id: str = "care-2026-11") -> OutboundSms:
+    return sms(key, MessageKind.CARE, "Our monthly care message", campaign_id)
+
+
+X = TypeVar("X")
+
+
+def for_each(items: Iterable[X], write: Callable[[Transaction, X], None]) -> Callable[[Transaction], None]:
+    """A unit of work that writes each item."""
+
+    def work(tx: Transaction) -> None:
+        for item in items:
+            write(tx, item)
+
+    return work
+
+
+def keys(entries: list[OutboxEntry]) -> list[str]:
+    return [e.message.id for e in entries]
+
+
+async def enqueue(store: Store, *messages: OutboundSms, due: datetime = NOW) -> None:
+    await store.transaction(lambda tx: [tx.outbox.enqueue_once(m, due, NOW) for m in messages])
+
+
+async def claim_outbox(store: Store, owner: str, now: datetime, lane: Lane = Lane.PRIORITY, limit: int = 10,
+                       seconds: int = 60) -> list[OutboxEntry]:
+    return await store.transaction(lambda tx: tx.outbox.claim(lane, Lease(owner, now + timedelta(seconds=seconds)),
+                                                              now, limit))
+
+
+async def outbox_entry(store: Store, key: str) -> OutboxEntry:
+    entry = await store.transaction(lambda tx: tx.outbox.get(key))
+    assert entry is not None
+    return entry
+
+
+async def record(store: Store, *entries: OutboxEntry) -> None:
+    await store.transaction(lambda tx: tx.outbox.record(entries))
+
+
+async def with_status(store: Store, key: str, status: DeliveryStatus, **changes: Any) -> OutboxEntry:
+    """Queue a message due now and record it in the given status (through a claim, as the pipeline does)."""
+    await enqueue(store, sms(key))
+    (claimed,) = [e for e in await claim_outbox(store, "setup", NOW, limit=100) if e.message.id == key]
+    outcome = attrs.evolve(claimed, status=status, **changes)
+    await record(store, outcome)
+    return outcome
+
+
+# --- the four queues, seen alike ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Queue:
+    """One queue of background work through the Transaction port: add an item due at a time, claim items."""
+
+    name: str
+    add: Callable[[Transaction, str, datetime | None], None]
+    claim: Callable[[Transaction, Lease, datetime, int], list[str]]
+
+
+def _add_journey(tx: Transaction, key: str, due: datetime | None) -> None:
+    tx.journeys.save(journey(key))
+    tx.journeys.schedule(key, due)
+
+
+def _add_campaign(tx: Transaction, key: str, due: datetime | None) -> None:
+    tx.campaigns.save(campaign(key))
+    tx.campaigns.schedule(key, due)
+
+
+def _add_outbox(tx: Transaction, key: str, due: datetime | None) -> None:
+    assert due is not None, "an outbox message is always due at some time"
+    tx.outbox.enqueue_once(sms(key), due, NOW)
+
+
+QUEUES = {
+    "outbox": Queue("outbox", _add_outbox,
+                    lambda tx, lease, now, limit: keys(tx.outbox.claim(Lane.PRIORITY, lease, now, limit))),
+    "journeys": Queue("journeys", _add_journey,
+                      lambda tx, lease, now, limit: [j.id for j in tx.journeys.claim(lease, now, limit)]),
+    "cancellations": Queue(
+        "cancellations", lambda tx, key, due: tx.cancellations.request(cancellation(key, due)),
+        lambda tx, lease, now, limit: [c.subscription_id for c in tx.cancellations.claim(lease, now, limit)]),
+    "campaigns": Queue("campaigns", _add_campaign,
+                       lambda tx, lease, now, limit: [c.id for c in tx.campaigns.claim(lease, now, limit)]),
+}
+
+
+@pytest.fixture(params=list(QUEUES))
+def queue(request: pytest.FixtureRequest) -> Queue:
+    return QUEUES[request.param]
+
+
+@attrs.frozen
+class Scheduled:
+    """A queue whose items are scheduled and woken apart from being saved: journeys and campaigns."""
+
+    queue: Queue
+    save: Callable[[Transaction, str], None]
+    """Save the item with some progress, as a worker does."""
+    schedule: Callable[[Transaction, str, datetime | None], None]
+    wake: Callable[[Transaction, str, datetime], bool]
+
+
+def _journey_progress(key: str) -> Journey:
+    progressed = journey(key)
+    progressed.done(Step.PAYMENT_PROCESSED, NOW)
+    return progressed
+
+
+SCHEDULED = {
+    "journeys": Scheduled(QUEUES["journeys"], lambda tx, key: tx.journeys.save(_journey_progress(key)),
+                          lambda tx, key, at: tx.journeys.schedule(key, at),
+                          lambda tx, key, at: tx.journeys.wake(key, at)),
+    "campaigns": Scheduled(QUEUES["campaigns"],
+                           lambda tx, key: tx.campaigns.save(attrs.evolve(campaign(key), selected=5)),
+                           lambda tx, key, at: tx.campaigns.schedule(key, at),
+                           lambda tx, key, at: tx.campaigns.wake(key, at)),
+}
+
+
+@pytest.fixture(params=list(SCHEDULED))
+def scheduled(request: pytest.FixtureRequest) -> Scheduled:
+    return SCHEDULED[request.param]
+
+
+async def add(store: Store, q: Queue, key: str, due: datetime | None) -> None:
+    await store.transaction(lambda tx: q.add(tx, key, due))
+
+
+async def claim(store: Store, q: Queue, owner: str, now: datetime, limit: int = 10,
+                until: datetime | None = None) -> list[str]:
+    held = Lease(owner, until or now + timedelta(seconds=60))
+    return await store.transaction(lambda tx: q.claim(tx, held, now, limit))
+
+
+async def schedule(store: Store, s: Scheduled, key: str, at: datetime | None) -> None:
+    await store.transaction(lambda tx: s.schedule(tx, key, at))
+
+
+async def wake(store: Store, s: Scheduled, key: str, at: datetime) -> bool:
+    return await store.transaction(lambda tx: s.wake(tx, key, at))
+
+
+# --- members --------------------------------------------------------------------------------------------------
+
+
+async def test_getting_an_unknown_member_gives_none(store: Store) -> None:
+    assert await store.transaction(lambda tx: tx.members.get(PHONE)) is None
+
+
+async def test_a_saved_member_reads_back_with_every_field(store: Store) -> None:
+    member = subscriber(
+        created_at=later(-3600), updated_at=later(-60), consent=Consent.SUBSCRIBED, membership=Membership.PAID,
+        paid_tier="25", email="ada@example.org", stripe_customer_id="cus_1", stripe_subscription_id="sub_1",
+        consent_changed_at=later(-120), consent_message_id="in-7", last_message="JOIN", last_message_at=later(-30),
+    )
+    await store.transaction(lambda tx: tx.members.save(member))
+
+    assert await store.transaction(lambda tx: tx.members.get(PHONE)) == member
+
+
+async def test_saving_a_member_again_updates_every_field(store: Store) -> None:
+    await store.transaction(lambda tx: tx.members.save(subscriber(
+        consent=Consent.SUBSCRIBED, membership=Membership.PAID, paid_tier="25", email="ada@example.org",
+        stripe_customer_id="cus_1", stripe_subscription_id="sub_1", last_message="JOIN", last_message_at=NOW)))
+    changed = subscriber(updated_at=later(60), consent=Consent.OPTED_OUT, consent_changed_at=later(60),
+                         consent_message_id="in-8", last_message="STOP", last_message_at=later(60))
+    await store.transaction(lambda tx: tx.members.save(changed))
+
+    assert await store.transaction(lambda tx: tx.members.get(PHONE)) == changed
+
+
+async def test_get_many_returns_only_the_known_numbers_by_e164(store: Store) -> None:
+    first, second = subscriber(PHONE), subscriber(OTHER_PHONE, email="bo@example.org")
+    await store.transaction(for_each((first, second), lambda tx, s: tx.members.save(s)))
+
+    unknown = PhoneNumber("+14155550100")
+    found = await store.transaction(lambda tx: tx.members.get_many([PHONE, unknown, OTHER_PHONE]))
+
+    assert found == {PHONE.e164: first, OTHER_PHONE.e164: second}
+    assert await store.transaction(lambda tx: tx.members.get_many([])) == {}
+
+
+def _history(detail: SubscriberDetail | None) -> list[tuple[Consent, datetime, str | None, str]]:
+    assert detail is not None
+    return [(Consent(h["consent"]), h["at"], h["message_id"], h["reason"]) for h in detail.consent_history]
+
+
+async def test_consent_changes_are_appended_to_the_history_once(store: Store, views: Views) -> None:
+    member = subscriber()
+    member.opt_in(later(1), "in-1")
+
+    def save_twice(tx: Transaction) -> None:
+        tx.members.save(member)
+        tx.members.save(member)
+
+    await store.transaction(save_twice)
+    await store.transaction(lambda tx: tx.members.save(member))
+
+    def opt_out(tx: Transaction) -> None:
+        loaded = tx.members.get(PHONE)
+        assert loaded is not None and loaded.changes == []
+        loaded.opt_out(later(2), "in-2")
+        tx.members.save(loaded)
+
+    await store.transaction(opt_out)
+
+    detail = await views.subscriber_detail(PHONE)
+    assert _history(detail) == [(Consent.SUBSCRIBED, later(1), "in-1", "keyword"),
+                                (Consent.OPTED_OUT, later(2), "in-2", "keyword")]
+
+
+# --- inbound messages and provider events ---------------------------------------------------------------------
+
+
+async def test_an_inbound_message_is_recorded_once_per_provider_id(store: Store) -> None:
+    first = InboundSms("bird-1", PHONE, "JOIN")
+    again = InboundSms("bird-1", OTHER_PHONE, "STOP")
+
+    assert await store.transaction(lambda tx: tx.inbound.record(first, NOW)) is True
+    assert await store.transaction(lambda tx: tx.inbound.record(again, later(1))) is False
+    assert await store.transaction(lambda tx: tx.inbound.record(InboundSms("bird-2", PHONE, "HELP"), NOW)) is True
+
+
+async def test_a_provider_event_is_recorded_once(store: Store) -> None:
+    assert await store.transaction(lambda tx: tx.events.record("evt_1", NOW)) is True
+    assert await store.transaction(lambda tx: tx.events.record("evt_1", later(1))) is False
+    assert await store.transaction(lambda tx: tx.events.record("evt_2", NOW)) is True
+
+
+async def test_audit_entries_are_appended(store: Store, views: Views) -> None:
+    first = AuditEntry("payment.settled", NOW, PHONE.e164, "pay-1", {"amount_cents": 1000})
+    second = AuditEntry("member.opted_out", later(1), PHONE.e164, None, {})
+    await store.transaction(lambda tx: tx.audit.add(first))
+    await store.transaction(lambda tx: tx.audit.add(second))
+
+    assert await views.audit_log(None, None) == [second, first]
+
+
+# --- payments -------------------------------------------------------------------------------------------------
+
+
+async def test_a_saved_payment_reads_back_by_id_session_and_subscription(store: Store) -> None:
+    saved = attrs.evolve(payment("pay-1", PaymentStatus.ACTIVE, subscription_id="sub_1", session_id="cs_1"),
+                         customer_id="cus_1", past_due_notified=True, phone_proven=True, updated_at=later(5))
+    await store.transaction(lambda tx: tx.payments.save(saved))
+
+    assert await store.transaction(lambda tx: tx.payments.get("pay-1")) == saved
+    assert await store.transaction(lambda tx: tx.payments.by_session("cs_1")) == saved
+    assert await store.transaction(lambda tx: tx.payments.by_subscription("sub_1")) == saved
+
+
+async def test_unknown_payments_read_back_as_none(store: Store) -> None:
+    await store.transaction(lambda tx: tx.payments.save(payment("pay-1", subscription_id="sub_1",
+                                                                session_id="cs_1")))
+
+    assert await store.transaction(lambda tx: tx.payments.get("pay-2")) is None
+    assert await store.transaction(lambda tx: tx.payments.by_session("cs_2")) is None
+    assert await store.transaction(lambda tx: tx.payments.by_subscription("sub_2")) is None
+
+
+async def test_saving_a_payment_again_updates_it(store: Store) -> None:
+    await store.transaction(lambda tx: tx.payments.save(payment("pay-1", session_id="cs_1")))
+    settled = attrs.evolve(payment("pay-1", PaymentStatus.ACTIVE, subscription_id="sub_1", session_id="cs_1"),
+                           payment_type=None, customer_id="cus_1", updated_at=later(5))
+    await store.transaction(lambda tx: tx.payments.save(settled))
+
+    assert await store.transaction(lambda tx: tx.payments.get("pay-1")) == settled
+
+
+async def test_live_subscriptions_are_the_numbers_billing_ones_with_a_subscription_id(store: Store) -> None:
+    payments = [
+        payment("p-active", PaymentStatus.ACTIVE, subscription_id="sub_active"),
+        payment("p-past-due", PaymentStatus.PAST_DUE, subscription_id="sub_past_due"),
+        payment("p-processing", PaymentStatus.PROCESSING, subscription_id="sub_processing"),
+        payment("p-pending", PaymentStatus.PENDING, subscription_id="sub_pending"),
+        payment("p-completed", PaymentStatus.COMPLETED, subscription_id="sub_completed"),
+        payment("p-cancelled", PaymentStatus.CANCELLED, subscription_id="sub_cancelled"),
+        payment("p-failed", PaymentStatus.FAILED, subscription_id="sub_failed"),
+        payment("p-expired", PaymentStatus.EXPIRED, subscription_id="sub_expired"),
+        payment("p-no-subscription", PaymentStatus.ACTIVE),
+        payment("p-other-number", PaymentStatus.ACTIVE, phone=OTHER_PHONE, subscription_id="sub_other"),
+    ]
+    await store.transaction(for_each(payments, lambda tx, p: tx.payments.save(p)))
+
+    live = await store.transaction(lambda tx: tx.payments.live_subscriptions(PHONE))
+
+    assert sorted(live) == ["sub_active", "sub_past_due", "sub_processing"]
+
+
+# --- journeys and campaigns: what they hold -------------------------------------------------------------------
+
+
+async def test_a_saved_journey_reads_back_with_its_steps(store: Store) -> None:
+    saved = journey("j-1")
+    saved.done(Step.PAYMENT_PROCESSED, later(1), "paid")
+    saved.fail(Step.EMAIL_SENT, later(2), "smtp down", transient=True)
+    saved.wait(Step.SMS_SENT, later(3), "queued as welcome:pay-j-1")
+    await store.transaction(lambda tx: tx.journeys.save(saved))
+
+    assert await store.transaction(lambda tx: tx.journeys.get("j-1")) == saved
+    assert await store.transaction(lambda tx: tx.journeys.get("j-2")) is None
+
+
+async def test_saving_a_journey_again_updates_its_steps(store: Store) -> None:
+    await store.transaction(lambda tx: tx.journeys.save(journey("j-1")))
+    finished = journey("j-1")
+    finished.steps = {step: StepRecord(later(i), True, f"step {i}") for i, step in enumerate(Step)}
+    finished.completed_at = later(10)
+    await store.transaction(lambda tx: tx.journeys.save(finished))
+
+    assert await store.transaction(lambda tx: tx.journeys.get("j-1")) == finished
+
+
+async def test_a_saved_campaign_reads_back_with_its_progress(store: Store) -> None:
+    saved = attrs.evolve(campaign("care-2026-11"), state=CampaignState.FINISHED, cursor="+14155550123",
+                         selected=12, skipped={"opted_out": 3, "invalid_number": 1}, passes=2,
+                         finished_at=later(600))
+    await store.transaction(lambda tx: tx.campaigns.save(saved))
+
+    assert await store.transaction(lambda tx: tx.campaigns.get("care-2026-11")) == saved
+    assert await store.transaction(lambda tx: tx.campaigns.get("care-2026-12")) is None
+
+
+async def test_saving_a_campaign_again_updates_its_progress(store: Store) -> None:
+    await store.transaction(lambda tx: tx.campaigns.save(campaign("care-2026-11")))
+    progressed = attrs.evolve(campaign("care-2026-11"), state=CampaignState.SENDING, cursor="+14155550199",
+                              selected=40, skipped={"unpaid": 2})
+    await store.transaction(lambda tx: tx.campaigns.save(progressed))
+
+    assert await store.transaction(lambda tx: tx.campaigns.get("care-2026-11")) == progressed
+
+
+# --- journeys and campaigns: schedule, claim, wake ------------------------------------------------------------
+
+
+async def test_a_saved_item_is_not_due_until_scheduled(store: Store, scheduled: Scheduled) -> None:
+    await store.transaction(lambda tx: scheduled.save(tx, "k1"))
+
+    assert await claim(store, scheduled.queue, A, later(10**6)) == []
+
+
+async def test_saving_an_item_keeps_its_schedule(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", later(30))
+
+    await store.transaction(lambda tx: scheduled.save(tx, "k1"))
+
+    assert await claim(store, scheduled.queue, A, later(29)) == []
+    assert await claim(store, scheduled.queue, A, later(30)) == ["k1"]
+
+
+async def test_saving_a_claimed_item_keeps_the_claim(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", NOW)
+    assert await claim(store, scheduled.queue, A, NOW, until=later(60)) == ["k1"]
+
+    await store.transaction(lambda tx: scheduled.save(tx, "k1"))
+
+    assert await claim(store, scheduled.queue, B, later(30)) == []
+    assert await wake(store, scheduled, "k1", later(30)) is False
+
+
+async def test_a_scheduled_item_is_claimable_at_its_time_and_not_before(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", later(30))
+
+    assert await claim(store, scheduled.queue, A, later(29)) == []
+    assert await claim(store, scheduled.queue, A, later(30)) == ["k1"]
+
+
+async def test_scheduling_an_item_for_none_makes_it_never_due(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", NOW)
+    await schedule(store, scheduled, "k1", None)
+
+    assert await claim(store, scheduled.queue, A, later(10**6)) == []
+
+
+async def test_scheduling_a_claimed_item_releases_the_claim(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", NOW)
+    assert await claim(store, scheduled.queue, A, NOW, until=later(600)) == ["k1"]
+
+    await schedule(store, scheduled, "k1", later(10))
+    await store.transaction(lambda tx: tx.leases.renew(A, later(3600)))
+
+    assert await claim(store, scheduled.queue, B, later(10)) == ["k1"]
+
+
+async def test_waking_an_item_after_its_claim_is_released_makes_it_due(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", NOW)
+    assert await claim(store, scheduled.queue, A, NOW, until=later(600)) == ["k1"]
+    await schedule(store, scheduled, "k1", None)
+
+    assert await wake(store, scheduled, "k1", later(10)) is True
+    assert await claim(store, scheduled.queue, B, later(10)) == ["k1"]
+
+
+async def test_waking_a_claimed_item_changes_nothing(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", NOW)
+    assert await claim(store, scheduled.queue, A, NOW, until=later(60)) == ["k1"]
+
+    assert await wake(store, scheduled, "k1", later(10)) is False
+    assert await claim(store, scheduled.queue, B, later(10)) == []
+    assert await claim(store, scheduled.queue, B, later(59)) == []
+
+
+async def test_waking_an_unscheduled_item_makes_it_due_by_then(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", None)
+
+    assert await wake(store, scheduled, "k1", later(30)) is True
+    assert await claim(store, scheduled.queue, A, later(29)) == []
+    assert await claim(store, scheduled.queue, A, later(30)) == ["k1"]
+
+
+async def test_waking_brings_a_later_due_time_forward(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", later(3600))
+
+    assert await wake(store, scheduled, "k1", later(30)) is True
+    assert await claim(store, scheduled.queue, A, later(30)) == ["k1"]
+
+
+async def test_waking_never_delays_an_earlier_due_time(store: Store, scheduled: Scheduled) -> None:
+    await add(store, scheduled.queue, "k1", later(30))
+
+    assert await wake(store, scheduled, "k1", later(3600)) is True
+    assert await claim(store, scheduled.queue, A, later(30)) == ["k1"]
+
+
+async def test_waking_an_unknown_item_gives_false(store: Store, scheduled: Scheduled) -> None:
+    assert await wake(store, scheduled, "nobody", NOW) is False
+    assert await claim(store, scheduled.queue, A, later(10**6)) == []
+
+
+# --- every queue: claims and leases ---------------------------------------------------------------------------
+
+
+async def test_claim_returns_due_items_oldest_first_up_to_the_limit(store: Store, queue: Queue) -> None:
+    for key, due in (("k3", later(-10)), ("k1", later(-30)), ("k4", later(-5)), ("k2", later(-20)),
+                     ("future", later(1))):
+        await add(store, queue, key, due)
+
+    assert await claim(store, queue, A, NOW, limit=2) == ["k1", "k2"]
+    assert await claim(store, queue, B, NOW, limit=10) == ["k3", "k4"]
+
+
+async def test_a_claimed_item_is_not_claimable_again_while_its_lease_lasts(store: Store, queue: Queue) -> None:
+    await add(store, queue, "k1", NOW)
+    assert await claim(store, queue, A, NOW, until=later(60)) == ["k1"]
+
+    assert await claim(store, queue, A, NOW) == []
+    assert await claim(store, queue, B, later(59)) == []
+
+
+async def test_a_claimed_item_is_claimable_again_once_its_lease_has_passed(store: Store, queue: Queue) -> None:
+    await add(store, queue, "k1", NOW)
+    assert await claim(store, queue, A, NOW, until=later(60)) == ["k1"]
+
+    assert await claim(store, queue, B, later(61)) == ["k1"]
+    assert await claim(store, queue, C, later(62)) == []
+
+
+async def test_renewing_extends_the_owners_claims(store: Store, queue: Queue) -> None:
+    await add(store, queue, "k1", NOW)
+    assert await claim(store, queue, A, NOW, until=later(60)) == ["k1"]
+
+    await store.transaction(lambda tx: tx.leases.renew(A, later(600)))
+
+    assert await claim(store, queue, B, later(61)) == []
+    assert await claim(store, queue, B, later(599)) == []
+    assert await claim(store, queue, B, later(601)) == ["k1"]
+
+
+async def test_renewing_leaves_other_owners_claims_alone(store: Store, queue: Queue) -> None:
+    await add(store, queue, "mine", NOW)
+    await add(store, queue, "theirs", later(1))
+    assert await claim(store, queue, A, NOW, until=later(60)) == ["mine"]
+    assert await claim(store, queue, B, later(1), until=later(60)) == ["theirs"]
+
+    await store.transaction(lambda tx: tx.leases.renew(A, later(600)))
+
+    assert await claim(store, queue, C, later(61)) == ["theirs"]
+
+
+async def test_a_unit_of_work_that_claims_and_raises_leaves_the_items_claimable(store: Store, queue: Queue) -> None:
+    await add(store, queue, "k1", NOW)
+
+    def claim_and_fail(tx: Transaction) -> None:
+        assert queue.claim(tx, lease(A), NOW, 10) == ["k1"]
+        raise RuntimeError("the worker fails before it commits")
+
+    with pytest.raises(RuntimeError):
+        await store.transaction(claim_and_fail)
+
+    assert await claim(store, queue, B, NOW) == ["k1"]
+
+
+# --- cancellations --------------------------------------------------------------------------------------------
+
+
+async def test_a_repeated_cancellation_request_keeps_the_first(store: Store) -> None:
+    first = cancellation("sub_1", due=NOW)
+    await store.transaction(lambda tx: tx.cancellations.request(first))
+    repeat = cancellation("sub_1", due=later(-60), phone=OTHER_PHONE, requested_at=later(5))
+    await store.transaction(lambda tx: tx.cancellations.request(repeat))
+
+    claimed = await store.transaction(lambda tx: tx.cancellations.claim(lease(A), NOW, 10))
+
+    assert claimed == [first]
+
+
+async def test_only_pending_due_cancellations_are_claimed(store: Store) -> None:
+    requested = [
+        cancellation("sub_due", due=later(-10)),
+        cancellation("sub_done", due=later(-20), status="done"),
+        cancellation("sub_failed", due=later(-20), status="failed"),
+        cancellation("sub_later", due=later(1)),
+        cancellation("sub_never", due=None),
+    ]
+    await store.transaction(for_each(requested, lambda tx, c: tx.cancellations.request(c)))
+
+    claimed = await store.transaction(lambda tx: tx.cancellations.claim(lease(A), NOW, 10))
+
+    assert claimed == [requested[0]]
+
+
+async def test_saving_a_cancellation_records_its_outcome_and_releases_the_claim(store: Store) -> None:
+    await store.transaction(lambda tx: tx.cancellations.request(cancellation("sub_1")))
+    (claimed,) = await store.transaction(lambda tx: tx.cancellations.claim(lease(A, 600), NOW, 10))
+    retry = attrs.evolve(claimed, attempts=1, next_attempt_at=later(5), error="provider down")
+    await store.transaction(lambda tx: tx.cancellations.save(retry))
+
+    assert await store.transaction(lambda tx: tx.cancellations.claim(lease(B), later(4), 10)) == []
+    assert await store.transaction(lambda tx: tx.cancellations.claim(lease(B), later(5), 10)) == [retry]
+
+
+async def test_a_saved_pending_cancellation_already_due_is_claimable_at_once(store: Store) -> None:
+    await store.transaction(lambda tx: tx.cancellations.request(cancellation("sub_1")))
+    (claimed,) = await store.transaction(lambda tx: tx.cancellations.claim(lease(A, 600), NOW, 10))
+    retry = attrs.evolve(claimed, attempts=1, next_attempt_at=later(-1), error="provider down")
+    await store.transaction(lambda tx: tx.cancellations.save(retry))
+
+    assert await store.transaction(lambda tx: tx.cancellations.claim(lease(B), NOW, 10)) == [retry]
+
+
+async def test_a_cancellation_saved_as_done_is_not_claimed_again(store: Store) -> None:
+    await store.transaction(lambda tx: tx.cancellations.request(cancellation("sub_1")))
+    (claimed,) = await store.transaction(lambda tx: tx.cancellations.claim(lease(A), NOW, 10))
+    await store.transaction(lambda tx: tx.cancellations.save(attrs.evolve(claimed, status="done", attempts=1)))
+
+    assert await store.transaction(lambda tx: tx.cancellations.claim(lease(B), later(10**6), 10)) == []
+
+
+async def test_renewing_does_not_extend_a_saved_cancellation(store: Store) -> None:
+    await store.transaction(lambda tx: tx.cancellations.request(cancellation("sub_1")))
+    (claimed,) = await store.transaction(lambda tx: tx.cancellations.claim(lease(A), NOW, 10))
+    retry = attrs.evolve(claimed, attempts=1, next_attempt_at=later(5))
+    await store.transaction(lambda tx: tx.cancellations.save(retry))
+
+    await store.transaction(lambda tx: tx.leases.renew(A, later(600)))
+
+    assert await store.transaction(lambda tx: tx.cancellations.claim(lease(B), later(5), 10)) == [retry]
+
+
+# --- outbox: queueing -----------------------------------------------------------------------------------------
+
+
+async def test_enqueue_once_queues_a_pending_message_under_its_key(store: Store) -> None:
+    message = OutboundSms(id="welcome:pay-1", to=PHONE, text="Welcome to The Weft", kind=MessageKind.WELCOME,
+                          conversation_id="conv-1", channel_id="ch-1", journey_id="j-1", expires_at=later(3600))
+
+    assert await store.transaction(lambda tx: tx.outbox.enqueue_once(message, later(5), NOW)) is True
+
+    assert await outbox_entry(store, "welcome:pay-1") == OutboxEntry(
+        message=message, status=DeliveryStatus.PENDING, attempts=0, created_at=NOW, next_attempt_at=later(5))
+    assert await store.transaction(lambda tx: tx.outbox.get("welcome:pay-2")) is None
+
+
+async def test_enqueue_once_ignores_a_second_message_with_the_same_key(store: Store) -> None:
+    first = sms("reply:in-1", text="first text")
+    await store.transaction(lambda tx: tx.outbox.enqueue_once(first, NOW, NOW))
+
+    second = sms("reply:in-1", MessageKind.JOIN_LINK, text="second text", phone=OTHER_PHONE)
+    assert await store.transaction(lambda tx: tx.outbox.enqueue_once(second, later(60), later(1))) is False
+
+    assert await outbox_entry(store, "reply:in-1") == OutboxEntry(
+        message=first, status=DeliveryStatus.PENDING, attempts=0, created_at=NOW, next_attempt_at=NOW)
+
+
+async def test_enqueue_many_counts_only_new_keys(store: Store) -> None:
+    await enqueue(store, care("care:1", "care-a"))
+    batch = [(care("care:1", "care-b"), later(1)), (care("care:2"), later(2)), (care("care:3"), later(3))]
+
+    assert await store.transaction(lambda tx: tx.outbox.enqueue_many(batch, NOW)) == 2
+    assert await store.transaction(lambda tx: tx.outbox.enqueue_many([], NOW)) == 0
+
+    assert (await outbox_entry(store, "care:1")).message.campaign_id == "care-a"
+    assert (await outbox_entry(store, "care:3")).next_attempt_at == later(3)
+
+
+async def test_enqueue_many_counts_a_key_repeated_in_one_batch_once(store: Store) -> None:
+    batch = [(care("care:1", "care-a"), NOW), (care("care:1", "care-b"), later(1))]
+
+    assert await store.transaction(lambda tx: tx.outbox.enqueue_many(batch, NOW)) == 1
+
+    assert (await outbox_entry(store, "care:1")).message.campaign_id == "care-a"
+
+
+# --- outbox: claiming -----------------------------------------------------------------------------------------
+
+
+async def test_outbox_claims_are_per_lane(store: Store) -> None:
+    await enqueue(store, sms("help:1"), due=later(-4))
+    await enqueue(store, care("care:1"), due=later(-3))
+    await enqueue(store, sms("help:2"), due=later(-2))
+    await enqueue(store, care("care:2"), due=later(-1))
+
+    assert keys(await claim_outbox(store, A, NOW, Lane.BROADCAST)) == ["care:1", "care:2"]
+    assert keys(await claim_outbox(store, A, NOW, Lane.PRIORITY)) == ["help:1", "help:2"]
+
+
+async def test_the_broadcast_lane_holds_only_care_messages(store: Store) -> None:
+    await enqueue(store, care("care:1"), due=later(-2))
+    await enqueue(store, sms("reply:1", MessageKind.JOIN_LINK), due=later(-1))
+    await enqueue(store, sms("welcome:1", MessageKind.WELCOME), due=NOW)
+
+    assert keys(await claim_outbox(store, A, NOW, Lane.BROADCAST)) == ["care:1"]
+    assert keys(await claim_outbox(store, A, NOW, Lane.PRIORITY)) == ["reply:1", "welcome:1"]
+
+
+async def test_outbox_claim_returns_entries_as_queued(store: Store) -> None:
+    await enqueue(store, sms("reply:1"), due=later(-5))
+
+    (claimed,) = await claim_outbox(store, A, NOW)
+
+    assert claimed == OutboxEntry(message=sms("reply:1"), status=DeliveryStatus.PENDING, attempts=0, created_at=NOW,
+                                  next_attempt_at=later(-5))
+
+
+async def test_outbox_claim_skips_messages_that_are_not_pending(store: Store) -> None:
+    for status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED, DeliveryStatus.EXPIRED):
+        await with_status(store, status.value, status, next_attempt_at=later(-60))
+    await enqueue(store, sms("pending"))
+
+    assert keys(await claim_outbox(store, A, NOW)) == ["pending"]
+
+
+async def test_outbox_claim_skips_messages_not_yet_due(store: Store) -> None:
+    await enqueue(store, sms("later"), due=later(1))
+
+    assert await claim_outbox(store, A, NOW) == []
+    assert keys(await claim_outbox(store, A, later(1))) == ["later"]
+
+
+async def test_a_message_whose_claim_lapsed_comes_back_in_doubt(store: Store) -> None:
+    await enqueue(store, sms("reply:1"))
+    (first,) = await claim_outbox(store, A, NOW, seconds=60)
+    assert first.in_doubt is False
+
+    (again,) = await claim_outbox(store, B, later(61))
+
+    assert again.in_doubt is True
+    assert (await outbox_entry(store, "reply:1")).in_doubt is True
+
+
+async def test_a_message_recorded_back_as_pending_in_doubt_stays_in_doubt(store: Store) -> None:
+    await enqueue(store, sms("reply:1"))
+    await claim_outbox(store, A, NOW, seconds=60)
+    (lapsed,) = await claim_outbox(store, B, later(61))
+    await record(store, attrs.evolve(lapsed, attempts=1, next_attempt_at=later(62), in_doubt=True))
+
+    (again,) = await claim_outbox(store, C, later(62))
+
+    assert again.in_doubt is True and again.attempts == 1
+
+
+async def test_a_message_recorded_back_as_pending_is_claimed_again_without_doubt(store: Store) -> None:
+    await enqueue(store, sms("reply:1"))
+    (claimed,) = await claim_outbox(store, A, NOW, seconds=600)
+    await record(store, attrs.evolve(claimed, attempts=1, next_attempt_at=later(5), error="timeout"))
+
+    assert await claim_outbox(store, B, later(4)) == []
+    (again,) = await claim_outbox(store, B, later(5))
+
+    assert again.in_doubt is False and again.attempts == 1 and again.error == "timeout"
+
+
+# --- outbox: outcomes -----------------------------------------------------------------------------------------
+
+
+async def test_recording_an_outcome_writes_its_delivery_fields(store: Store) -> None:
+    await enqueue(store, sms("reply:1"))
+    (claimed,) = await claim_outbox(store, A, NOW)
+    sent = attrs.evolve(claimed, status=DeliveryStatus.SENT, attempts=2, next_attempt_at=None, provider_id="bird-9",
+                        error="first try timed out", sent_at=later(3), first_attempt_at=later(1),
+                        possible_duplicate=True)
+    await record(store, sent)
+
+    assert await outbox_entry(store, "reply:1") == sent
+
+
+async def test_recording_an_outcome_keeps_the_message_itself(store: Store) -> None:
+    await enqueue(store, sms("reply:1", text="the queued text"))
+    (claimed,) = await claim_outbox(store, A, NOW)
+    altered = attrs.evolve(claimed, message=sms("reply:1", text="another text", phone=OTHER_PHONE),
+                           created_at=later(100), status=DeliveryStatus.SENT, attempts=1, sent_at=later(1))
+    await record(store, altered)
+
+    entry = await outbox_entry(store, "reply:1")
+
+    assert entry.message == sms("reply:1", text="the queued text")
+    assert entry.created_at == NOW
+    assert entry.status is DeliveryStatus.SENT and entry.sent_at == later(1)
+
+
+async def test_recording_an_unknown_message_writes_nothing(store: Store) -> None:
+    ghost = OutboxEntry(message=sms("ghost"), status=DeliveryStatus.SENT, attempts=1, created_at=NOW)
+    await record(store, ghost)
+
+    assert await store.transaction(lambda tx: tx.outbox.get("ghost")) is None
+
+
+async def test_recording_an_outcome_releases_the_claim(store: Store) -> None:
+    await enqueue(store, sms("reply:1"))
+    (claimed,) = await claim_outbox(store, A, NOW, seconds=600)
+    await record(store, attrs.evolve(claimed, attempts=1, next_attempt_at=later(5)))
+
+    await store.transaction(lambda tx: tx.leases.renew(A, later(3600)))
+
+    assert keys(await claim_outbox(store, B, later(5))) == ["reply:1"]
+
+
+async def test_requeue_makes_a_failed_message_due_now_with_a_fresh_lifetime(store: Store) -> None:
+    failed = await with_status(store, "reply:1", DeliveryStatus.FAILED, attempts=3, next_attempt_at=None,
+                               error="refused", first_attempt_at=later(-600))
+
+    again = await store.transaction(lambda tx: tx.outbox.requeue("reply:1", later(60)))
+
+    expected = attrs.evolve(failed, status=DeliveryStatus.PENDING, attempts=0, error=None, first_attempt_at=None,
+                            next_attempt_at=later(60))
+    assert again == expected
+    assert await outbox_entry(store, "reply:1") == expected
+    assert await claim_outbox(store, B, later(59)) == []
+    assert await claim_outbox(store, B, later(60)) == [expected]
+
+
+async def test_requeue_makes_an_expired_message_due_again(store: Store) -> None:
+    await with_status(store, "reply:1", DeliveryStatus.EXPIRED, attempts=5, next_attempt_at=None,
+                      error="lifetime over", first_attempt_at=later(-600))
+
+    again = await store.transaction(lambda tx: tx.outbox.requeue("reply:1", NOW))
+
+    assert again is not None and again.status is DeliveryStatus.PENDING and again.attempts == 0
+    assert keys(await claim_outbox(store, B, NOW)) == ["reply:1"]
+
+
+async def test_requeue_after_a_lapsed_claim_clears_the_doubt(store: Store) -> None:
+    await enqueue(store, sms("reply:1"))
+    await claim_outbox(store, A, NOW, seconds=60)
+    (lapsed,) = await claim_outbox(store, B, later(61))
+    await record(store, attrs.evolve(lapsed, status=DeliveryStatus.FAILED, attempts=1, error="refused"))
+
+    again = await store.transaction(lambda tx: tx.outbox.requeue("reply:1", later(120)))
+
+    assert again is not None and again.in_doubt is False
+    (claimed,) = await claim_outbox(store, C, later(120))
+    assert claimed.in_doubt is False
+
+
+@pytest.mark.parametrize("status", [DeliveryStatus.PENDING, DeliveryStatus.SENT, DeliveryStatus.SUPPRESSED])
+async def test_requeue_leaves_a_message_with_nothing_to_redo_as_it_was(store: Store, status: DeliveryStatus) -> None:
+    if status is DeliveryStatus.PENDING:
+        await enqueue(store, sms("reply:1"), due=later(30))
+    else:
+        await with_status(store, "reply:1", status, attempts=1, next_attempt_at=None, error="kept")
+    before = await outbox_entry(store, "reply:1")
+
+    assert await store.transaction(lambda tx: tx.outbox.requeue("reply:1", NOW)) is None
+
+    assert await outbox_entry(store, "reply:1") == before
+
+
+async def test_requeue_of_an_unknown_key_gives_none(store: Store) -> None:
+    assert await store.transaction(lambda tx: tx.outbox.requeue("ghost", NOW)) is None
+    assert await store.transaction(lambda tx: tx.outbox.get("ghost")) is None
+
+
+# --- outbox: counts -------------------------------------------------------------------------------------------
+
+
+async def test_sent_counts_accumulate_per_day(store: Store) -> None:
+    await store.transaction(lambda tx: tx.outbox.add_sent("2026-11-01", 3))
+    await store.transaction(lambda tx: tx.outbox.add_sent("2026-11-01", 2))
+    await store.transaction(lambda tx: tx.outbox.add_sent("2026-11-02", 1))
+
+    counts = await store.transaction(lambda tx: [tx.outbox.count_sent(day)
+                                                 for day in ("2026-11-01", "2026-11-02", "2026-11-03")])
+
+    assert counts == [5, 1, 0]
+
+
+async def _campaign_messages(store: Store) -> None:
+    """Campaign care-a: two pending, three sent (one a possible duplicate), one failed, one suppressed; plus
+    messages of another campaign and of none."""
+    mine = [care(f"a:{n}", "care-a") for n in range(7)]
+    others = [care("b:0", "care-b"), care("b:1", "care-b"), sms("reply:1")]
+    await enqueue(store, *mine, *others)
+    claimed = {e.message.id: e for e in await claim_outbox(store, A, NOW, Lane.BROADCAST, limit=100)}
+    claimed |= {e.message.id: e for e in await claim_outbox(store, A, NOW, Lane.PRIORITY, limit=100)}
+    sent = DeliveryStatus.SENT
+    await record(
+        store,
+        attrs.evolve(claimed["a:0"], next_attempt_at=later(600)),
+        attrs.evolve(claimed["a:1"], next_attempt_at=later(600), possible_duplicate=True),
+        attrs.evolve(claimed["a:2"], status=sent, attempts=1, sent_at=later(-60), next_attempt_at=None),
+        attrs.evolve(claimed["a:3"], status=sent, attempts=1, sent_at=later(-61), next_attempt_at=None),
+        attrs.evolve(claimed["a:4"], status=sent, attempts=2, sent_at=later(-5), next_attempt_at=None,
+                     possible_duplicate=True),
+        attrs.evolve(claimed["a:5"], status=DeliveryStatus.FAILED, attempts=1, sent_at=later(-1),
+                     next_attempt_at=None),
+        attrs.evolve(claimed["a:6"], status=DeliveryStatus.SUPPRESSED, next_attempt_at=None),
+        attrs.evolve(claimed["b:0"], status=sent, attempts=1, sent_at=later(-1), next_attempt_at=None,
+                     possible_duplicate=True),
+        attrs.evolve(claimed["reply:1"], status=sent, attempts=1, sent_at=later(-1), next_attempt_at=None),
+    )
+
+
+async def test_campaign_counts_count_one_campaigns_messages_by_status(store: Store) -> None:
+    await _campaign_messages(store)
+
+    counts = await store.transaction(lambda tx: tx.outbox.campaign_counts("care-a", NOW))
+
+    assert counts.by_status == {DeliveryStatus.PENDING: 2, DeliveryStatus.SENT: 3, DeliveryStatus.FAILED: 1,
+                                DeliveryStatus.SUPPRESSED: 1}
+    assert counts.total == 7
+    assert await store.transaction(lambda tx: tx.outbox.campaign_counts("care-z", NOW).by_status) == {}
+
+
+async def test_campaign_counts_count_possible_duplicates(store: Store) -> None:
+    await _campaign_messages(store)
+
+    counts = await store.transaction(lambda tx: tx.outbox.campaign_counts("care-a", NOW))
+
+    assert counts.possible_duplicates == 2
+
+
+async def test_campaign_counts_count_messages_sent_within_the_last_minute(store: Store) -> None:
+    await _campaign_messages(store)
+
+    counts = await store.transaction(lambda tx: [tx.outbox.campaign_counts("care-a", at).sent_last_minute
+                                                 for at in (NOW, later(-5), later(55), later(56))])
+
+    assert counts == [2, 3, 1, 0]
+
+
+# --- named leases ---------------------------------------------------------------------------------------------
+
+
+async def take(store: Store, name: str, owner: str, now: datetime, until: datetime) -> bool:
+    return await store.transaction(lambda tx: tx.leases.take(name, owner, now, until))
+
+
+async def test_a_free_lease_can_be_taken(store: Store) -> None:
+    assert await take(store, "scheduler", A, NOW, later(60)) is True
+
+
+async def test_a_held_lease_cannot_be_taken_by_another_owner_before_it_expires(store: Store) -> None:
+    await take(store, "scheduler", A, NOW, later(60))
+
+    assert await take(store, "scheduler", B, later(30), later(90)) is False
+    assert await take(store, "scheduler", B, later(60), later(90)) is False
+    assert await take(store, "other", B, later(30), later(90)) is True
+
+
+async def test_an_expired_lease_can_be_taken_by_another_owner(store: Store) -> None:
+    await take(store, "scheduler", A, NOW, later(60))
+
+    assert await take(store, "scheduler", B, later(61), later(120)) is True
+    assert await take(store, "scheduler", A, later(62), later(120)) is False
+
+
+async def test_the_holder_can_take_its_lease_again(store: Store) -> None:
+    await take(store, "scheduler", A, NOW, later(60))
+
+    assert await take(store, "scheduler", A, later(30), later(300)) is True
+    assert await take(store, "scheduler", B, later(200), later(400)) is False
+
+
+async def test_renewing_extends_the_owners_named_leases(store: Store) -> None:
+    await take(store, "scheduler", A, NOW, later(60))
+    await take(store, "campaigns", A, NOW, later(60))
+
+    await store.transaction(lambda tx: tx.leases.renew(A, later(600)))
+
+    assert await take(store, "scheduler", B, later(61), later(700)) is False
+    assert await take(store, "campaigns", B, later(599), later(700)) is False
+    assert await take(store, "scheduler", B, later(601), later(700)) is True
+
+
+async def test_renewing_leaves_other_owners_named_leases_alone(store: Store) -> None:
+    await take(store, "scheduler", A, NOW, later(60))
+    await take(store, "campaigns", B, NOW, later(60))
+
+    await store.transaction(lambda tx: tx.leases.renew(A, later(600)))
+
+    assert await take(store, "campaigns", C, later(61), later(700)) is True
+    assert await take(store, "scheduler", C, later(61), later(700)) is False
+
+
+# --- units of work that fail ----------------------------------------------------------------------------------
+
+
+async def test_a_unit_of_work_that_raises_leaves_no_trace(store: Store, views: Views) -> None:
+    def everything_then_fail(tx: Transaction) -> None:
+        member = subscriber()
+        member.opt_in(NOW, "in-1")
+        tx.members.save(member)
+        tx.inbound.record(InboundSms("bird-1", PHONE, "JOIN"), NOW)
+        tx.payments.save(payment("pay-1", PaymentStatus.ACTIVE, subscription_id="sub_1", session_id="cs_1"))
+        tx.events.record("evt_1", NOW)
+        tx.audit.add(AuditEntry("member.joined", NOW, PHONE.e164))
+        tx.journeys.save(journey("j-1"))
+        tx.journeys.schedule("j-1", NOW)
+        tx.cancellations.request(cancellation("sub_1"))
+        tx.outbox.enqueue_once(sms("reply:1"), NOW, NOW)
+        tx.outbox.add_sent("2026-11-01", 1)
+        tx.campaigns.save(campaign("care-2026-11"))
+        tx.campaigns.schedule("care-2026-11", NOW)
+        tx.leases.take("scheduler", A, NOW, later(60))
+        raise RuntimeError("the unit fails at the end")
+
+    with pytest.raises(RuntimeError, match="the unit fails at the end"):
+        await store.transaction(everything_then_fail)
+
+    def read_back(tx: Transaction) -> list[object]:
+        return [
+            tx.members.get(PHONE), tx.payments.get("pay-1"), tx.payments.by_subscription("sub_1"),
+            tx.journeys.get("j-1"), tx.outbox.get("reply:1"), tx.outbox.count_sent("2026-11-01"),
+            tx.campaigns.get("care-2026-11"), tx.journeys.claim(lease(B), later(10), 10),
+            tx.cancellations.claim(lease(B), later(10), 10), tx.campaigns.claim(lease(B), later(10), 10),
+            tx.inbound.record(InboundSms("bird-1", PHONE, "JOIN"), NOW), tx.events.record("evt_1", NOW),
+            tx.leases.take("scheduler", B, later(1), later(60)),
+        ]
+
+    assert await store.transaction(read_back) == [None, None, None, None, None, 0, None, [], [], [], True, True,
+                                                  True]
+    assert await views.audit_log(None, None) == []
+    assert await views.subscriber_detail(PHONE) is None
+
+
+async def test_a_unit_of_work_that_raises_leaves_earlier_state_as_it_was(store: Store) -> None:
+    member = subscriber(email="ada@example.org")
+    await store.transaction(lambda tx: tx.members.save(member))
+    await store.transaction(lambda tx: tx.payments.save(payment("pay-1", session_id="cs_1")))
+    await store.transaction(lambda tx: tx.outbox.add_sent("2026-11-01", 4))
+
+    def change_then_fail(tx: Transaction) -> None:
+        loaded = tx.members.get(PHONE)
+        assert loaded is not None
+        loaded.email = "changed@example.org"
+        tx.members.save(loaded)
+        tx.payments.save(payment("pay-1", PaymentStatus.CANCELLED, session_id="cs_1"))
+        tx.outbox.add_sent("2026-11-01", 10)
+        raise RuntimeError("the unit fails")
+
+    with pytest.raises(RuntimeError):
+        await store.transaction(change_then_fail)
+
+    assert await store.transaction(lambda tx: tx.members.get(PHONE)) == member
+    assert await store.transaction(lambda tx: tx.payments.get("pay-1")) == payment("pay-1", session_id="cs_1")
+    assert await store.transaction(lambda tx: tx.outbox.count_sent("2026-11-01")) == 4
