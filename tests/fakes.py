@@ -249,6 +249,9 @@ class _Members:
         return {p.e164: copy.deepcopy(self.state.subscribers[p.e164]) for p in phones
                 if p.e164 in self.state.subscribers}
 
+    def consent_version(self) -> int:
+        return len(self.state.history)
+
     def save(self, subscriber: Subscriber) -> None:
         self.state.history.extend((subscriber.phone.e164, change) for change in subscriber.changes)
         subscriber.changes.clear()
@@ -426,6 +429,10 @@ class _Outbox:
         _release(self.state, "outbox", key)
         return entry
 
+    def count_claimed(self, lane: Lane, owner: str) -> int:
+        return sum(1 for (queue, key), holder in self.state.claims.items()
+                   if queue == "outbox" and holder == owner and self.state.outbox[key].message.lane is lane)
+
     def count_sent(self, day: str) -> int:
         return self.state.sent_per_day.get(day, 0)
 
@@ -549,6 +556,9 @@ class InMemoryViews:
         found = [e for e in reversed(self._state.audit)
                  if (action is None or e.action == action) and (since is None or e.at >= since)]
         return found[:limit]
+
+    async def consent_version(self) -> int:
+        return len(self._state.history)
 
     async def care_candidates(self, after: str, limit: int) -> list[CareCandidate]:
         phones = sorted(p for p in self._state.subscribers if p > after)[:limit]

@@ -924,6 +924,23 @@ async def test_sent_counts_accumulate_per_day(store: Store) -> None:
     assert counts == [5, 1, 0]
 
 
+async def test_claimed_counts_what_one_owner_holds_in_one_lane_until_recorded(store: Store) -> None:
+    await store.transaction(lambda tx: tx.outbox.enqueue_many(
+        [(care("a"), NOW), (care("b"), NOW), (care("c"), NOW), (sms("reply:1"), NOW)], NOW))
+    mine = await store.transaction(lambda tx: tx.outbox.claim(Lane.BROADCAST, lease("me"), NOW, 2))
+    await store.transaction(lambda tx: tx.outbox.claim(Lane.BROADCAST, lease("other"), NOW, 1))
+    await store.transaction(lambda tx: tx.outbox.claim(Lane.PRIORITY, lease("me"), NOW, 1))
+
+    def counts(tx: Transaction) -> list[int]:
+        return [tx.outbox.count_claimed(Lane.BROADCAST, "me"), tx.outbox.count_claimed(Lane.PRIORITY, "me"),
+                tx.outbox.count_claimed(Lane.BROADCAST, "other")]
+
+    assert await store.transaction(counts) == [2, 1, 1]
+    sent = attrs.evolve(mine[0], status=DeliveryStatus.SENT, sent_at=NOW, next_attempt_at=None)
+    await store.transaction(lambda tx: tx.outbox.record([sent]))
+    assert await store.transaction(counts) == [1, 1, 1]
+
+
 async def _campaign_messages(store: Store) -> None:
     """Campaign care-a: two pending, three sent (one a possible duplicate), one failed, one suppressed; plus
     messages of another campaign and of none."""

@@ -63,7 +63,7 @@ class World:
         self.inbound = HandleInboundSms(self.store, self.clock, self.replies, KeywordSettings(), self.links)
         self.pacer = Pacer(rate, monotonic=self.clock.monotonic, sleep=self.clock.sleep)
         self.sms_retry = RetryPolicy(base_delay=2, max_delay=300, lifetime=sms_lifetime)
-        self.send_settings = send_settings or SendSettings(quiet_hours=QuietHours.none())
+        self.send_settings = send_settings or SendSettings(quiet_hours=QuietHours.none(), consent_poll_seconds=0)
         self.care_settings = care or CareSettings(text=CARE_TEXT, quiet_hours=QuietHours.none(), batch=3)
         self.lease = LeaseSettings("worker-1", seconds=30)
         self.outbox = {lane: self._worker(self.deliverer(lane), 8) for lane in Lane}
@@ -77,8 +77,8 @@ class World:
         self._counter = itertools.count(1)
 
     def deliverer(self, lane: Lane) -> DeliverOutbox:
-        return DeliverOutbox(lane, self.sms, self.pacer, self.store, self.clock, self.sms_retry, self.send_settings,
-                             monotonic=self.clock.monotonic)
+        return DeliverOutbox(lane, self.sms, self.pacer, self.store, self.views, self.clock, self.sms_retry,
+                             self.send_settings, monotonic=self.clock.monotonic)
 
     def _worker(self, work: Any, concurrency: int = 1) -> QueueWorker[Any, Any]:
         return QueueWorker(work, self.store, self.clock, self.lease, concurrency=concurrency)

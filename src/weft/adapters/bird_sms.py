@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -12,6 +13,7 @@ from weft.domain.messages import Lookup, LookupResult, OutboundSms, SendResult
 log = logging.getLogger(__name__)
 
 DEFAULT_BIRD_API_URL = "https://api.bird.com"
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 class BirdSmsSender:
@@ -25,9 +27,16 @@ class BirdSmsSender:
         channel_id: str,
         api_url: str = DEFAULT_BIRD_API_URL,
         access_key_id: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self._client = client
+        # Sends go straight to the client's transport when given it: the client's redirect, auth and cookie layers
+        # cost about a third of the CPU of each send, which caps a monthly run.
+        self._transport = transport
+        self._extensions = {"timeout": timeout.as_dict()}
         self._headers = {"Authorization": f"AccessKey {api_key}", "Accept": "application/json"}
+        self._send_headers = {**self._headers, "Content-Type": "application/json"}
         self._base = f"{api_url.rstrip('/')}/workspaces/{workspace_id}"
         self._channel_id = channel_id
         self._access_key_id = access_key_id
@@ -35,10 +44,23 @@ class BirdSmsSender:
     async def send(self, message: OutboundSms) -> SendResult:
         url, body = self._request(message)
         try:
-            response = await self._client.post(url, json=body, headers=self._headers)
+            response = await self._post(url, json.dumps(body).encode())
         except httpx.HTTPError as exc:
-            return SendResult(accepted=False, error=f"network error: {type(exc).__name__}", transient=True)
+            # The request may have reached Bird before the connection failed: ask before sending it again.
+            return SendResult(accepted=False, error=f"network error: {type(exc).__name__}", transient=True,
+                              maybe_delivered=True)
         return _result(response)
+
+    async def _post(self, url: str, content: bytes) -> httpx.Response:
+        if self._transport is None:
+            return await self._client.post(url, content=content, headers=self._send_headers)
+        request = httpx.Request("POST", url, content=content, headers=self._send_headers, extensions=self._extensions)
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def lookup(self, message: OutboundSms) -> LookupResult:
         """Ask Bird for a channel message with our id as its `reference`. Whether the list endpoint filters by

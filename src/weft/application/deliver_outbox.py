@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from weft.application.pacing import Pacer
 from weft.application.phone_numbers import time_zones
 from weft.application.ports import Clock, SmsSender
 from weft.application.unit_of_work import Lease, OutboxEntry, Store, Transaction
+from weft.application.views import Views
 from weft.application.work_queue import RetryPolicy
 from weft.domain.messages import DeliveryStatus, Lane, Lookup, SendResult
 from weft.domain.quiet_hours import QuietHours
@@ -32,17 +34,45 @@ class SendSettings:
     """Where a day starts for the daily cap, and the quiet-hours zone of a number whose zone is unknown."""
     daily_cap: int | None = None
     """Most messages a day; reached, the broadcast lane waits for the next day (answers and journeys still go)."""
-    max_batch: int = 200
+    max_batch: int = 100
+    """Most texts claimed at once: a claim is one unit of the single SQL writer, and a webhook's commit may wait
+    behind it."""
     stale_claim_seconds: float = 2.0
     """A claimed message that waited longer than this for the pace has its consent and quiet hours read again
     before it is sent, so an opt-out always wins."""
     lookup_retry_seconds: float = 30.0
+    consent_poll_seconds: float = 0.02
+    """How stale the sender's view of "has any consent changed since this text was claimed" may be."""
 
 
 @attrs.frozen
 class Claimed:
     entry: OutboxEntry
     claimed_at: float
+    consent_version: int
+    """The consent history as it stood when consent was checked at the claim."""
+
+
+class ConsentWatch:
+    """Whether any number's consent has changed since a given version, read at most every `seconds` however many
+    sends ask (one tiny query, shared by every sender), so an opt-out that lands while a text waits in the sender's
+    hands is seen before the text goes."""
+
+    def __init__(self, views: Views, monotonic: Callable[[], float], seconds: float) -> None:
+        self._views, self._monotonic, self._seconds = views, monotonic, seconds
+        self._version, self._read_at = 0, float("-inf")
+        self._reading: asyncio.Future[int] | None = None
+
+    async def changed_since(self, version: int) -> bool:
+        if self._monotonic() - self._read_at >= self._seconds:
+            await self._refresh()
+        return self._version != version
+
+    async def _refresh(self) -> None:
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._views.consent_version())
+            self._read_at = self._monotonic()
+        self._version = await asyncio.shield(self._reading)
 
 
 @attrs.frozen
@@ -63,11 +93,12 @@ class DeliverOutbox:
     them, hand them to the provider, and record each outcome; a message left in doubt by a crash is looked up at
     the provider before it is sent again."""
 
-    def __init__(self, lane: Lane, sms: SmsSender, pacer: Pacer, store: Store, clock: Clock, policy: RetryPolicy,
-                 settings: SendSettings, monotonic: Callable[[], float] = time.monotonic,
+    def __init__(self, lane: Lane, sms: SmsSender, pacer: Pacer, store: Store, views: Views, clock: Clock,
+                 policy: RetryPolicy, settings: SendSettings, monotonic: Callable[[], float] = time.monotonic,
                  on_journey: Callable[[], None] = lambda: None) -> None:
         self.name = f"outbox-{lane.name.lower()}"
         self._lane, self._sms, self._pacer, self._store, self._clock = lane, sms, pacer, store, clock
+        self._consent = ConsentWatch(views, monotonic, settings.consent_poll_seconds)
         self._policy, self._settings, self._monotonic, self._on_journey = policy, settings, monotonic, on_journey
         self._zone = ZoneInfo(settings.time_zone)
 
@@ -83,6 +114,7 @@ class DeliverOutbox:
         if limit <= 0:
             return []
         entries = tx.outbox.claim(self._lane, lease, now, limit)
+        version = tx.members.consent_version()
         members = tx.members.get_many({e.message.to for e in entries})
         ready: list[OutboxEntry] = []
         settled: list[OutboxEntry] = []
@@ -92,7 +124,7 @@ class DeliverOutbox:
         if settled:
             self._write(tx, settled, now)
         claimed_at = self._monotonic()
-        return [Claimed(entry, claimed_at) for entry in ready]
+        return [Claimed(entry, claimed_at, version) for entry in ready]
 
     async def perform(self, item: Claimed) -> Delivery:
         entry, message = item.entry, item.entry.message
@@ -106,7 +138,8 @@ class DeliverOutbox:
                 return Delivery(entry, now, retry_at=now + timedelta(seconds=self._settings.lookup_retry_seconds))
             possible_duplicate = found.state is Lookup.UNKNOWN
         await self._pacer.acquire(self._lane, sms_segments(message.text))
-        if self._monotonic() - item.claimed_at > self._settings.stale_claim_seconds:
+        stale = self._monotonic() - item.claimed_at > self._settings.stale_claim_seconds
+        if stale or await self._consent.changed_since(item.consent_version):
             held_back = await self._check_again(entry)
             if held_back is not None:
                 return Delivery(entry, self._clock.now(), held_back=held_back)
@@ -127,7 +160,7 @@ class DeliverOutbox:
             self._on_journey()
 
     async def _check_again(self, entry: OutboxEntry) -> OutboxEntry | None:
-        """After a long wait for the pace (a paused lane, a slow rate), consent and quiet hours are read again."""
+        """Consent (and quiet hours) read again: some consent changed since the claim, or the text waited long."""
         member = await self._store.transaction(lambda tx: tx.members.get(entry.message.to))
         return self._gate(entry, member, self._clock.now())
 
@@ -138,7 +171,9 @@ class DeliverOutbox:
             return 0
         if self._settings.daily_cap is None:
             return limit
-        return min(limit, self._settings.daily_cap - tx.outbox.count_sent(self._day(now)))
+        # What this worker holds claimed is on its way out too (the next batch is claimed while one is sending).
+        sent_or_going = tx.outbox.count_sent(self._day(now)) + tx.outbox.count_claimed(self._lane, lease.owner)
+        return min(limit, self._settings.daily_cap - sent_or_going)
 
     def _gate(self, entry: OutboxEntry, subscriber: Subscriber | None, now: datetime) -> OutboxEntry | None:
         """Why this message may not go now (suppressed, expired, rescheduled), or None to send it."""
@@ -175,7 +210,7 @@ class DeliverOutbox:
                     result.error)
         retry_at = self._policy.next_attempt(attempts, first, d.at, result.retry_after) if result.transient else None
         if retry_at is not None:
-            return attrs.evolve(done, attempts=attempts, next_attempt_at=retry_at)
+            return attrs.evolve(done, attempts=attempts, next_attempt_at=retry_at, in_doubt=result.maybe_delivered)
         status = DeliveryStatus.EXPIRED if result.transient else DeliveryStatus.FAILED
         return attrs.evolve(done, status=status, attempts=attempts, next_attempt_at=None)
 

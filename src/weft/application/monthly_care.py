@@ -33,8 +33,8 @@ class CareSettings:
     quiet_hours: QuietHours = QuietHours.parse("21:00-09:00")
     time_zone: str = "UTC"
     """The zone whose calendar decides "this month", and the quiet-hours zone of a number whose zone is unknown."""
-    batch: int = 500
-    batches_per_run: int = 10
+    batch: int = 200
+    batches_per_run: int = 25
     """How many batches one claim of the selection walks before it lets other work (and a shutdown) in."""
     watch_seconds: float = 5.0
 

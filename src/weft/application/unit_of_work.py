@@ -86,6 +86,10 @@ class Members(Protocol):
         """Insert or update the subscriber and append its new consent changes to the history."""
         ...
 
+    def consent_version(self) -> int:
+        """A number that grows with every consent change of any number (0 before the first)."""
+        ...
+
 
 class InboundMessages(Protocol):
     def record(self, message: InboundSms, at: datetime) -> bool:
@@ -183,6 +187,10 @@ class Outbox(Protocol):
 
     def requeue(self, key: str, now: datetime) -> OutboxEntry | None:
         """A failed or expired message is due again now with a fresh lifetime; None when there is nothing to redo."""
+        ...
+
+    def count_claimed(self, lane: Lane, owner: str) -> int:
+        """Messages of the lane the owner holds claimed now (taken, outcome not yet recorded)."""
         ...
 
     def count_sent(self, day: str) -> int:

@@ -91,6 +91,10 @@ class Views(Protocol):
         """Audit entries, newest first, filtered by action and time."""
         ...
 
+    async def consent_version(self) -> int:
+        """As Members.consent_version, read outside any transaction."""
+        ...
+
     async def care_candidates(self, after: str, limit: int) -> list[CareCandidate]:
         """Subscribers with a number above `after`, in number order, with their payments' statuses."""
         ...

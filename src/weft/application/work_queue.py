@@ -122,23 +122,37 @@ class QueueWorker(Generic[ItemT, OutcomeT]):
         self._task = None
 
     async def drain(self) -> int:
-        """Claim and perform until nothing is due now; returns how many items were handled."""
+        """Claim and perform until nothing is due now; returns how many items were handled. The next batch is
+        claimed while the last items of the current one are in flight, so the work never stalls on a claim."""
         total = 0
-        while not self._stopping and (handled := await self.run_once()):
-            total += handled
+        recorder = _Recorder(self._work, self._store, self._clock)
+        try:
+            claimed = [] if self._stopping else await self._claim()
+            while claimed:  # what is claimed is performed, even when stopping
+                total += len(claimed)
+                claimed = await self._perform_batch(claimed, recorder, prefetch=True)
+        finally:
+            await recorder.flush()
         return total
 
     async def run_once(self) -> int:
         """Claim one batch and perform it; 0 when nothing was due or the work may not run now."""
+        items = await self._claim()
+        if items:
+            recorder = _Recorder(self._work, self._store, self._clock)
+            try:
+                await self._perform_batch(items, recorder, prefetch=False)
+            finally:
+                await recorder.flush()
+        return len(items)
+
+    async def _claim(self) -> list[ItemT]:
         limit = self._work.batch_size()
-        if limit <= 0:
-            return 0
+        if limit <= 0 or self._stopping:
+            return []
         now = self._clock.now()
         lease = self._lease.lease(now)
-        items = await self._store.transaction(lambda tx: self._work.claim(tx, lease, now, limit))
-        if items:
-            await self._perform_all(items)
-        return len(items)
+        return await self._store.transaction(lambda tx: self._work.claim(tx, lease, now, limit))
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -150,18 +164,24 @@ class QueueWorker(Generic[ItemT, OutcomeT]):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
             self._wake.clear()
 
-    async def _perform_all(self, items: Sequence[ItemT]) -> None:
+    async def _perform_batch(self, items: Sequence[ItemT], recorder: _Recorder[OutcomeT],
+                             prefetch: bool) -> list[ItemT]:
+        """Perform the batch, `concurrency` at a time; returns the next batch when `prefetch` claimed one."""
         pending = list(reversed(items))
-        recorder = _Recorder(self._work, self._store, self._clock)
+        following: asyncio.Future[list[ItemT]] | None = None
 
         async def consume() -> None:
+            nonlocal following
             while pending:
-                recorder.add(await self._perform(pending.pop()))
+                item = pending.pop()
+                if prefetch and following is None and len(pending) < self._concurrency:
+                    following = asyncio.ensure_future(self._claim())
+                recorder.add(await self._perform(item))
 
-        try:
-            await asyncio.gather(*(consume() for _ in range(min(self._concurrency, len(items)))))
-        finally:
-            await recorder.flush()
+        await asyncio.gather(*(consume() for _ in range(min(self._concurrency, len(items)))))
+        if following is not None:
+            return await following
+        return await self._claim() if prefetch else []
 
     async def _perform(self, item: ItemT) -> OutcomeT:
         try:

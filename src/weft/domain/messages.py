@@ -111,6 +111,8 @@ class SendResult:
     retry_after: float | None = None
     throttled: bool = False
     """The provider asked us to slow down (429): the lane pauses and the attempt does not count as a failure."""
+    maybe_delivered: bool = False
+    """The connection failed after the request may have reached the provider: ask it before sending again."""
 
 
 class Lookup(enum.Enum):

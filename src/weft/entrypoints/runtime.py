@@ -9,6 +9,9 @@ Threads and processes. Everything below runs on the process's one asyncio event 
   dies (kill -9, power loss) lets its work go to another within the lease (WEFT_LEASE_SECONDS, 20 s);
 - the APScheduler job that fires the monthly run (unless WEFT_SCHEDULER=off).
 Off the loop: the SQL store's writer thread (every commit, grouped) and asyncio's default thread pool (reads).
+While the runtime runs, the interpreter switches threads every 0.5 ms instead of 5 ms: SQLite's driver lets go of
+the GIL at every statement, and with the loop busy sending, each statement of a commit would otherwise wait up to
+5 ms to get it back, which is most of a webhook's latency during a monthly run.
 
 `weft serve` runs this runtime inside the web process on SQLite (one writer: a second process would starve for
 the write lock) and in test mode (the test checkout lives in that process's memory); otherwise it starts one
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from functools import partial
 from typing import Any
 
@@ -33,6 +37,7 @@ from weft.entrypoints.scheduler import MonthlyScheduler
 
 log = logging.getLogger(__name__)
 
+SWITCH_INTERVAL_SECONDS = 0.0005
 WAKE_NAMES = {
     "outbox-priority": "outbox", "outbox-broadcast": "outbox", "journeys": "journeys",
     "cancellations": "cancellations", "campaigns": "campaigns",
@@ -47,6 +52,7 @@ class Runtime:
         settings = container.settings()
         self._workers: list[QueueWorker[Any, Any]] = background_workers(container)
         self._heartbeat: asyncio.Task[None] | None = None
+        self._switch_interval = sys.getswitchinterval()
         self._scheduler = MonthlyScheduler(
             monthly_trigger(settings), container.start_monthly_care(), container.views(), container.clock(),
             settings.time_zone,
@@ -63,6 +69,8 @@ class Runtime:
             wakeups.register(WAKE_NAMES[worker.name], worker.wake)
 
     async def start(self) -> None:
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         self.register()
         for worker in self._workers:
             worker.start()
@@ -83,6 +91,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
         self._container.wakeups().clear()
+        sys.setswitchinterval(self._switch_interval)
 
     async def drain(self) -> int:
         """Run every worker until nothing is due now (for the CLI); returns how many items were handled."""

@@ -18,6 +18,7 @@ from weft.domain.subscriber import Consent, Membership, Subscriber
 # FOR UPDATE (PostgreSQL; SQLite has one writer anyway): instances must not overwrite each other's read-modify-write.
 _GET = sa.select(t.subscribers).where(t.subscribers.c.phone == sa.bindparam("phone")).with_for_update()
 _ADD_CONSENT_CHANGE = t.consent_history.insert()
+CONSENT_VERSION = sa.select(sa.func.coalesce(sa.func.max(t.consent_history.c.id), 0))
 
 
 class SqlMembers:
@@ -34,6 +35,9 @@ class SqlMembers:
             return {}
         query = sa.select(t.subscribers).where(t.subscribers.c.phone.in_([p.e164 for p in phones]))
         return {row.phone: subscriber_from_row(row) for row in self._c.execute(query)}
+
+    def consent_version(self) -> int:
+        return int(self._c.execute(CONSENT_VERSION).scalar() or 0)
 
     def save(self, subscriber: Subscriber) -> None:
         self._c.execute(self._upserts.save_subscriber, subscriber_values(subscriber))

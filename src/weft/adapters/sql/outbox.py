@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,15 +16,9 @@ from weft.domain.phone import PhoneNumber
 OUTBOX_QUEUE = QueueTable(t.outbox, "next_attempt_at")
 o = t.outbox.c
 
-# Built once: SQLAlchemy then reuses each statement's compiled form. Bind names differ from column names, which
-# SQLAlchemy reserves for the SET clause.
-_RECORD = t.outbox.update().where(o.id == sa.bindparam("b_id")).values(
-    status=sa.bindparam("b_status"), attempts=sa.bindparam("b_attempts"),
-    next_attempt_at=sa.bindparam("b_next_attempt_at"), provider_id=sa.bindparam("b_provider_id"),
-    error=sa.bindparam("b_error"), sent_at=sa.bindparam("b_sent_at"),
-    first_attempt_at=sa.bindparam("b_first_attempt_at"), in_doubt=sa.bindparam("b_in_doubt"),
-    possible_duplicate=sa.bindparam("b_possible_duplicate"), claimed_by=None,
-)
+_OUTCOME = ("status", "attempts", "next_attempt_at", "provider_id", "error", "sent_at", "first_attempt_at", "in_doubt",
+            "possible_duplicate")
+_CASTS = {"INTEGER": "INTEGER", "BOOLEAN": "BOOLEAN", "DATETIME": "TIMESTAMP"}
 _GET = sa.select(t.outbox).where(o.id == sa.bindparam("key"))
 _COUNT_SENT = sa.select(t.sms_daily_counts.c.sent).where(t.sms_daily_counts.c.day == sa.bindparam("day"))
 _REDO = (DeliveryStatus.FAILED.value, DeliveryStatus.EXPIRED.value)
@@ -34,16 +27,22 @@ _REDO = (DeliveryStatus.FAILED.value, DeliveryStatus.EXPIRED.value)
 class SqlOutbox:
     def __init__(self, connection: sa.Connection) -> None:
         self._c = connection
-        self._statements = _statements(connection.dialect.name)
+        self._statements = _statements(connection.dialect)
 
     def enqueue_once(self, message: OutboundSms, due: datetime, at: datetime) -> bool:
         return self._c.execute(self._statements.enqueue, _new_row(message, due, at)).first() is not None
 
     def enqueue_many(self, messages: Sequence[tuple[OutboundSms, datetime]], at: datetime) -> int:
+        """One multi-row INSERT per batch (not executemany, and no RETURNING): SQLite's driver then releases the
+        GIL once, not once per row; the count of new rows is the statement's rowcount."""
         if not messages:
             return 0
-        rows = [_new_row(message, due, at) for message, due in messages]
-        return len(self._c.execute(self._statements.enqueue, rows).all())
+        inserted = 0
+        for start in range(0, len(messages), _RECORD_CHUNK):
+            rows = [_new_row(message, due, at) for message, due in messages[start:start + _RECORD_CHUNK]]
+            sql, params = self._statements.enqueue_rows(rows)
+            inserted += self._c.exec_driver_sql(sql, params).rowcount
+        return inserted
 
     def get(self, key: str) -> OutboxEntry | None:
         row = self._c.execute(_GET, {"key": key}).first()
@@ -58,8 +57,9 @@ class SqlOutbox:
         return [entry_from_row(row, in_doubt=row.in_doubt or row.claimed_by is not None) for row in rows]
 
     def record(self, entries: Sequence[OutboxEntry]) -> None:
-        if entries:
-            self._c.execute(_RECORD, [_outcome_row(e) for e in entries])
+        for start in range(0, len(entries), _RECORD_CHUNK):
+            chunk = entries[start:start + _RECORD_CHUNK]
+            self._c.exec_driver_sql(self._statements.record(len(chunk)), self._statements.outcome_params(chunk))
 
     def requeue(self, key: str, now: datetime) -> OutboxEntry | None:
         again = t.outbox.update().where(o.id == key, o.status.in_(_REDO)).values(
@@ -68,6 +68,10 @@ class SqlOutbox:
         if self._c.execute(again).rowcount == 0:
             return None
         return self.get(key)
+
+    def count_claimed(self, lane: Lane, owner: str) -> int:
+        query = sa.select(sa.func.count()).where(o.claimed_by == owner, o.lane == int(lane))
+        return int(self._c.execute(query).scalar() or 0)
 
     def count_sent(self, day: str) -> int:
         return int(self._c.execute(_COUNT_SENT, {"day": day}).scalar() or 0)
@@ -93,18 +97,70 @@ def campaign_counts(c: sa.Connection, campaign_id: str, now: datetime) -> Campai
     )
 
 
+_RECORD_CHUNK = 500
+_PLAIN = sa.engine.default.DefaultDialect()
+
+
 class _Statements:
-    def __init__(self, dialect_name: str) -> None:
-        insert = dialect_insert(dialect_name)
+    def __init__(self, dialect: sa.Dialect) -> None:
+        insert = dialect_insert(dialect.name)
         self.enqueue = insert(t.outbox).on_conflict_do_nothing(index_elements=["id"]).returning(o.id)
         counts = insert(t.sms_daily_counts)
         self.add_sent = counts.on_conflict_do_update(
             index_elements=["day"], set_={"sent": t.sms_daily_counts.c.sent + counts.excluded.sent})
+        self._postgres = dialect.name == "postgresql"
+        self._placeholder = "%s" if self._postgres else "?"
+        self._to_db = {c.name: c.type._cached_bind_processor(dialect) for c in t.outbox.c}
+        self._record: dict[int, str] = {}
+        self._enqueue: dict[int, str] = {}
+
+    def enqueue_rows(self, rows: Sequence[dict[str, Any]]) -> tuple[str, tuple[Any, ...]]:
+        """One multi-row INSERT ... ON CONFLICT DO NOTHING, its SQL built once per batch size."""
+        names = list(rows[0])
+        if len(rows) not in self._enqueue:
+            row = "(" + ", ".join(self._value(name) for name in names) + ")"
+            self._enqueue[len(rows)] = (f"INSERT INTO outbox ({', '.join(names)}) VALUES {', '.join([row] * len(rows))}"
+                                        f" ON CONFLICT (id) DO NOTHING")
+        return self._enqueue[len(rows)], tuple(self._db(name, row[name]) for row in rows for name in names)
+
+    def record(self, rows: int) -> str:
+        """One UPDATE ... FROM (VALUES ...) for a batch of outcomes: one statement, so the SQLite driver lets go of
+        the GIL once per batch rather than once per row (the event loop then keeps it for up to 5 ms each time)."""
+        if rows not in self._record:
+            row = "(" + ", ".join(self._value(name) for name in ("id", *_OUTCOME)) + ")"
+            sets = ", ".join(f"{name} = v.{name}" for name in _OUTCOME)
+            self._record[rows] = (
+                f"WITH v (id, {', '.join(_OUTCOME)}) AS (VALUES {', '.join([row] * rows)}) "
+                f"UPDATE outbox SET {sets}, claimed_by = NULL FROM v WHERE outbox.id = v.id"
+            )
+        return self._record[rows]
+
+    def outcome_params(self, entries: Sequence[OutboxEntry]) -> tuple[Any, ...]:
+        params: list[Any] = []
+        for e in entries:
+            params.append(e.message.id)
+            values = (e.status.value, e.attempts, e.next_attempt_at, e.provider_id, e.error, e.sent_at,
+                      e.first_attempt_at, e.in_doubt, e.possible_duplicate)
+            params.extend(self._db(name, value) for name, value in zip(_OUTCOME, values, strict=True))
+        return tuple(params)
+
+    def _db(self, name: str, value: Any) -> Any:
+        to_db = self._to_db[name]
+        return value if to_db is None else to_db(value)
+
+    def _value(self, name: str) -> str:
+        cast = _CASTS.get(o[name].type.compile(_PLAIN).split("(")[0])
+        return f"CAST({self._placeholder} AS {cast})" if self._postgres and cast else self._placeholder
 
 
-@functools.cache
-def _statements(dialect_name: str) -> _Statements:
-    return _Statements(dialect_name)
+_BY_DIALECT: dict[str, _Statements] = {}
+
+
+def _statements(dialect: sa.Dialect) -> _Statements:
+    """The statements for a dialect, built once per process."""
+    if dialect.name not in _BY_DIALECT:
+        _BY_DIALECT[dialect.name] = _Statements(dialect)
+    return _BY_DIALECT[dialect.name]
 
 
 def _new_row(m: OutboundSms, due: datetime, at: datetime) -> dict[str, Any]:
@@ -113,15 +169,6 @@ def _new_row(m: OutboundSms, due: datetime, at: datetime) -> dict[str, Any]:
         "conversation_id": m.conversation_id, "channel_id": m.channel_id, "journey_id": m.journey_id,
         "campaign_id": m.campaign_id, "expires_at": m.expires_at, "status": DeliveryStatus.PENDING.value,
         "attempts": 0, "next_attempt_at": due, "created_at": at, "in_doubt": False, "possible_duplicate": False,
-    }
-
-
-def _outcome_row(e: OutboxEntry) -> dict[str, Any]:
-    return {
-        "b_id": e.message.id, "b_status": e.status.value, "b_attempts": e.attempts,
-        "b_next_attempt_at": e.next_attempt_at, "b_provider_id": e.provider_id, "b_error": e.error,
-        "b_sent_at": e.sent_at, "b_first_attempt_at": e.first_attempt_at, "b_in_doubt": e.in_doubt,
-        "b_possible_duplicate": e.possible_duplicate,
     }
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from weft.adapters.sql import schema as t
 from weft.adapters.sql.campaigns import campaign_from_row
 from weft.adapters.sql.journeys import journey_from_row
-from weft.adapters.sql.members import subscriber_from_row
+from weft.adapters.sql.members import CONSENT_VERSION, subscriber_from_row
 from weft.adapters.sql.outbox import campaign_counts, entry_from_row
 from weft.adapters.sql.payments import audit_from_row, payment_from_row
 from weft.application.ports import Clock
@@ -61,6 +61,9 @@ class SqlViews:
         if since is not None:
             query = query.where(t.audit_log.c.at >= since)
         return await self._read(lambda c: [audit_from_row(row) for row in c.execute(query)])
+
+    async def consent_version(self) -> int:
+        return await self._read(lambda c: int(c.execute(CONSENT_VERSION).scalar() or 0))
 
     async def care_candidates(self, after: str, limit: int) -> list[CareCandidate]:
         return await self._read(lambda c: _care_candidates(c, after, limit))
