@@ -92,7 +92,8 @@ def _inline_by_default(settings: Settings) -> bool:
 
 
 class WorkerProcess:
-    """The `weft worker` child of `weft serve`, restarted whenever it dies, so queued work never stalls."""
+    """The `weft worker` child of `weft serve`, restarted whenever it dies (a clean exit means it was told to stop),
+    so queued work never stalls."""
 
     def __init__(self, command: list[str]) -> None:
         self._command = command
@@ -104,6 +105,9 @@ class WorkerProcess:
         while not self._stopping.is_set():
             code = self._child.wait()
             if self._stopping.is_set():
+                return
+            if code == 0:  # it was told to stop (a SIGTERM to the whole group): the service is shutting down
+                log.info("weft worker stopped")
                 return
             log.error("weft worker exited with code %s; restarting it", code)
             if self._stopping.wait(1.0):
