@@ -11,11 +11,22 @@ def create_engine(url: str) -> sa.Engine:
         if url.startswith(scheme):
             url = "postgresql+psycopg://" + url.removeprefix(scheme)
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
+        engine = sa.create_engine(url, pool_pre_ping=True)
+        sa.event.listen(engine, "connect", _postgres_settings)
+        return engine
     engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     sa.event.listen(engine, "connect", _sqlite_pragmas)
     sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _postgres_settings(dbapi_connection: Any, _record: Any) -> None:
+    # Plan every statement for the table as it is now: psycopg prepares repeated statements, and a generic plan
+    # made while the outbox was nearly empty (a sequential scan) would stay in use once a monthly run has put
+    # 100,000 rows in it, wherever autovacuum is off or has not analysed the table yet.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
