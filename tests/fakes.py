@@ -10,11 +10,25 @@ from typing import TypeVar
 
 import attrs
 
-from weft.application.ports import CheckoutRequest, CheckoutSession, CustomerRecord, SessionState, SubscriptionState
-from weft.application.unit_of_work import CampaignCounts, Cancellation, Lease, OutboxEntry, Transaction
+from weft.application.ports import (
+    CheckoutRequest,
+    CheckoutSession,
+    CustomerRecord,
+    PaymentEvent,
+    SessionState,
+    SubscriptionState,
+)
+from weft.application.unit_of_work import (
+    CampaignCounts,
+    Cancellation,
+    Lease,
+    OutboxEntry,
+    ReceivedEvent,
+    Transaction,
+)
 from weft.application.views import CampaignSummary, CareCandidate, SubscriberDetail
 from weft.domain.campaign import Campaign
-from weft.domain.errors import PaymentProviderError, PaymentProviderUnavailable
+from weft.domain.errors import PaymentProviderError, PaymentProviderThrottled, PaymentProviderUnavailable
 from weft.domain.journey import AuditEntry, Journey
 from weft.domain.messages import (
     DeliveryStatus,
@@ -107,7 +121,8 @@ class FakeEmailSender:
 
 
 class FakePaymentGateway:
-    """A provider that keeps customers, sessions and subscriptions in memory; `unavailable` makes it fail."""
+    """A provider that keeps customers, sessions and subscriptions in memory; `unavailable` makes it fail,
+    `throttled` (seconds) makes it answer 429 once per call until cleared; `calls` counts requests it answered."""
 
     def __init__(self) -> None:
         self.customers: dict[str, CustomerRecord] = {}
@@ -116,6 +131,8 @@ class FakePaymentGateway:
         self.subscriptions: dict[str, SubscriptionState] = {}
         self.cancelled: list[str] = []
         self.unavailable = False
+        self.throttled: float | None = None
+        self.calls = 0
         self._n = itertools.count(1)
 
     async def find_or_create_customer(self, email: str, phone: str) -> CustomerRecord:
@@ -169,8 +186,11 @@ class FakePaymentGateway:
                                                                status="canceled")
 
     def _check(self) -> None:
+        if self.throttled is not None:
+            raise PaymentProviderThrottled("too many requests", self.throttled)
         if self.unavailable:
             raise PaymentProviderUnavailable("provider down")
+        self.calls += 1
 
 
 @attrs.define
@@ -184,6 +204,7 @@ class _State:
     journeys: dict[str, tuple[Journey, datetime | None]] = attrs.field(factory=dict)
     audit: list[AuditEntry] = attrs.field(factory=list)
     cancellations: dict[str, Cancellation] = attrs.field(factory=dict)
+    received_events: dict[str, ReceivedEvent] = attrs.field(factory=dict)
     campaigns: dict[str, tuple[Campaign, datetime | None]] = attrs.field(factory=dict)
     leases: dict[str, tuple[str, datetime]] = attrs.field(factory=dict)
     sent_per_day: dict[str, int] = attrs.field(factory=dict)
@@ -230,6 +251,7 @@ class InMemoryTransaction:
         self.inbound = _Inbound(state)
         self.payments = _Payments(state)
         self.events = _Events(state)
+        self.received_events = _ReceivedEvents(state)
         self.audit = _Audit(state)
         self.journeys = _Journeys(state)
         self.cancellations = _Cancellations(state)
@@ -379,6 +401,32 @@ class _Cancellations:
             _release(self.state, "cancellations", cancellation.subscription_id)
 
 
+class _ReceivedEvents:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def receive(self, event: PaymentEvent, at: datetime) -> bool:
+        if event.id in self.state.received_events:
+            return False
+        self.state.received_events[event.id] = ReceivedEvent(copy.deepcopy(event), received_at=at,
+                                                             next_attempt_at=at)
+        return True
+
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[ReceivedEvent]:
+        due = {k: r.next_attempt_at for k, r in self.state.received_events.items() if r.status == "pending"}
+        claimed = _claim_keys(self.state, "received_events", due, lease, now, limit)
+        found = [self.state.received_events[key] for key, _ in claimed]
+        for r in found:
+            self.state.received_events[r.event.id] = attrs.evolve(r, next_attempt_at=lease.until)
+        return found
+
+    def save(self, received: ReceivedEvent) -> None:
+        stored = self.state.received_events.get(received.event.id)
+        if stored is not None:
+            self.state.received_events[received.event.id] = attrs.evolve(received, event=stored.event)
+            _release(self.state, "received_events", received.event.id)
+
+
 class _Outbox:
     def __init__(self, state: _State) -> None:
         self.state = state
@@ -511,6 +559,8 @@ class _Leases:
             s.cancellations[key] = attrs.evolve(s.cancellations[key], next_attempt_at=until)
         elif queue == "journeys":
             s.journeys[key] = (s.journeys[key][0], until)
+        elif queue == "received_events":
+            s.received_events[key] = attrs.evolve(s.received_events[key], next_attempt_at=until)
         else:
             s.campaigns[key] = (s.campaigns[key][0], until)
 
@@ -551,6 +601,10 @@ class InMemoryViews:
 
     async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
         return [j for j, _ in self._state.journeys.values() if j.failed_steps or not failed_only][:limit]
+
+    async def received_events(self, pending_only: bool = True, limit: int = 200) -> list[ReceivedEvent]:
+        found = sorted(self._state.received_events.values(), key=lambda r: (r.received_at, r.event.id))
+        return [r for r in found if r.status == "pending" or not pending_only][:limit]
 
     async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
         found = [e for e in reversed(self._state.audit)

@@ -54,6 +54,7 @@ class Settings:
     stripe_api_base: str = "https://api.stripe.com"
     stripe_secret_key: str = attrs.field(default="", repr=False)
     stripe_webhook_secret: str = attrs.field(default="", repr=False)
+    stripe_max_requests_per_second: float = 20.0
     email_provider: str = "console"
     email_from: str = "Community Weft <hello@example.org>"
     resend_api_url: str = "https://api.resend.com"
@@ -128,6 +129,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         stripe_api_base=get("STRIPE_API_BASE", "https://api.stripe.com"),
         stripe_secret_key=get("STRIPE_SECRET_KEY"),
         stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
+        stripe_max_requests_per_second=_stripe_pace(get("STRIPE_MAX_REQUESTS_PER_SECOND"), get("STRIPE_SECRET_KEY")),
         email_provider=get("WEFT_EMAIL_PROVIDER", "console").lower(),
         email_from=get("WEFT_EMAIL_FROM", "Community Weft <hello@example.org>"),
         resend_api_url=get("RESEND_API_URL", "https://api.resend.com"),
@@ -160,6 +162,13 @@ def _sending(get: Callable[..., str]) -> dict[str, Any]:
         "scheduler": _flag("WEFT_SCHEDULER", get("WEFT_SCHEDULER", "on")),
         "lease_seconds": _positive_number("WEFT_LEASE_SECONDS", get("WEFT_LEASE_SECONDS", "20")),
     }
+
+
+def _stripe_pace(value: str, secret_key: str) -> float:
+    """Requests a second to Stripe: as set, else headroom under Stripe's limits (25/s in test mode, 100/s live)."""
+    if value:
+        return _positive_number("STRIPE_MAX_REQUESTS_PER_SECOND", value)
+    return 20.0 if secret_key.startswith(("sk_test_", "rk_test_")) or not secret_key else 80.0
 
 
 def _rate(value: str) -> float | None:

@@ -26,7 +26,9 @@ from weft.application.handle_inbound_sms import HandleInboundSms, KeywordSetting
 from weft.application.handle_payment_event import HandlePaymentEvent
 from weft.application.link_tokens import LinkTokens
 from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
-from weft.application.pacing import Pacer
+from weft.application.pacing import Pacer, RateLimit
+from weft.application.process_payment_events import ProcessPaymentEvents
+from weft.application.receive_payment_event import ReceivePaymentEvent
 from weft.application.replies import Replies
 from weft.application.run_journeys import JourneyPolicy, RetryJourney, RunJourneys
 from weft.application.start_checkout import CheckoutSettings, StartCheckout
@@ -112,6 +114,7 @@ class Container(containers.DeclarativeContainer):
         stripe=providers.Singleton(
             StripePaymentGateway, api_key=settings.provided.stripe_secret_key,
             api_base=settings.provided.stripe_api_base,
+            limit=providers.Singleton(RateLimit, settings.provided.stripe_max_requests_per_second),
         ),
     )
 
@@ -190,6 +193,13 @@ class Container(containers.DeclarativeContainer):
         HandlePaymentEvent, store, payment_gateway, clock, ids, replies,
         on_journey=wakeups.provided.caller.call("journeys"), on_queued=wakeups.provided.caller.call("outbox"),
     )
+    receive_payment_event = providers.Singleton(ReceivePaymentEvent, store, clock,
+                                                on_received=wakeups.provided.caller.call("payment-events"))
+    payment_event_retry = providers.Singleton(RetryPolicy, lifetime=None)
+    process_payment_events = providers.Singleton(ProcessPaymentEvents, handle_payment_event, clock,
+                                                 payment_event_retry)
+    payment_event_worker = providers.Singleton(QueueWorker, process_payment_events, store, clock, lease_settings,
+                                               4, worker_poll_seconds)
     retry_journey = providers.Singleton(RetryJourney, store, clock,
                                         on_queued=wakeups.provided.caller.call("journeys", "outbox"))
 
@@ -197,5 +207,5 @@ class Container(containers.DeclarativeContainer):
 
 def background_workers(container: Container) -> list[QueueWorker[Any, Any]]:
     """Every queue worker, most urgent first; each registered under its wake-up names."""
-    return [container.priority_worker(), container.broadcast_worker(), container.journey_worker(),
-            container.cancellation_worker(), container.campaign_worker()]
+    return [container.priority_worker(), container.broadcast_worker(), container.payment_event_worker(),
+            container.journey_worker(), container.cancellation_worker(), container.campaign_worker()]

@@ -92,6 +92,8 @@ def fast_container(settings: Settings) -> Container:
                                                               lifetime=timedelta(seconds=2))))
     container.cancellation_retry.override(providers.Object(RetryPolicy(base_delay=0.05, max_delay=0.2,
                                                                        lifetime=timedelta(seconds=2))))
+    container.payment_event_retry.override(providers.Object(RetryPolicy(base_delay=0.2, max_delay=0.5,
+                                                                        lifetime=None)))
     container.worker_poll_seconds.override(providers.Object(0.05))
     container.journey_policy.override(providers.Object(JourneyPolicy(email_delays=(0.01, 0.02),
                                                                      sms_wait_seconds=1.0)))
@@ -125,8 +127,9 @@ class RunningApp:
         self.container.unwire()
 
 
-def start_app(container: Container) -> RunningApp:
-    config = uvicorn.Config(create_app(container), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+def start_app(container: Container, background: bool = True) -> RunningApp:
+    config = uvicorn.Config(create_app(container, background), host="127.0.0.1", port=0, log_level="warning",
+                            lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -162,15 +165,20 @@ def smtp_inbox() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def stripe_app(
+def stripe_settings(
     settings: Settings, stripe_server: LoopbackStripe, smtp_inbox: tuple[Inbox, int]
-) -> Iterator[RunningApp]:
-    """The app on the real Stripe adapter (against loopback Stripe), Bird SMS and SMTP email."""
-    configured = attrs.evolve(
+) -> Settings:
+    """Settings for the real Stripe adapter (against loopback Stripe), Bird SMS and SMTP email."""
+    return attrs.evolve(
         settings, stripe_secret_key=STRIPE_KEY, stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
         stripe_api_base=stripe_server.url, email_provider="smtp", smtp_host="127.0.0.1", smtp_port=smtp_inbox[1],
         smtp_tls="none", link_secret="link-secret-for-tests",
     )
-    running = start_app(fast_container(configured))
+
+
+@pytest.fixture
+def stripe_app(stripe_settings: Settings) -> Iterator[RunningApp]:
+    """The app on the real Stripe adapter (against loopback Stripe), Bird SMS and SMTP email."""
+    running = start_app(fast_container(stripe_settings))
     yield running
     running.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +19,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = attrs.field(factory=time.monotonic)
 
     def json(self) -> Any:
         return json.loads(self.body)

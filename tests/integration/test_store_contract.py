@@ -21,7 +21,8 @@ from weft.adapters.sql.engine import create_engine
 from weft.adapters.sql.migrate import migrate
 from weft.adapters.sql.unit_of_work import SqlStore
 from weft.adapters.sql.views import SqlViews
-from weft.application.unit_of_work import Cancellation, Lease, OutboxEntry, Store, Transaction
+from weft.application.ports import PaymentEvent
+from weft.application.unit_of_work import Cancellation, Lease, OutboxEntry, ReceivedEvent, Store, Transaction
 from weft.application.views import SubscriberDetail, Views
 from weft.domain.campaign import Campaign, CampaignState
 from weft.domain.journey import AuditEntry, Journey, Step, StepRecord
@@ -196,6 +197,11 @@ def _add_campaign(tx: Transaction, key: str, due: datetime | None) -> None:
     tx.campaigns.schedule(key, due)
 
 
+def _add_received(tx: Transaction, key: str, due: datetime | None) -> None:
+    assert due is not None, "a received event is due when it arrives"
+    tx.received_events.receive(payment_event(key), due)
+
+
 def _add_outbox(tx: Transaction, key: str, due: datetime | None) -> None:
     assert due is not None, "an outbox message is always due at some time"
     tx.outbox.enqueue_once(sms(key), due, NOW)
@@ -211,6 +217,9 @@ QUEUES = {
         lambda tx, lease, now, limit: [c.subscription_id for c in tx.cancellations.claim(lease, now, limit)]),
     "campaigns": Queue("campaigns", _add_campaign,
                        lambda tx, lease, now, limit: [c.id for c in tx.campaigns.claim(lease, now, limit)]),
+    "received_events": Queue(
+        "received_events", _add_received,
+        lambda tx, lease, now, limit: [r.event.id for r in tx.received_events.claim(lease, now, limit)]),
 }
 
 
@@ -618,6 +627,50 @@ async def test_a_unit_of_work_that_claims_and_raises_leaves_the_items_claimable(
         await store.transaction(claim_and_fail)
 
     assert await claim(store, queue, B, NOW) == ["k1"]
+
+
+# --- received payment events ----------------------------------------------------------------------------------
+
+
+def payment_event(event_id: str, session_id: str = "cs_1") -> PaymentEvent:
+    return PaymentEvent(event_id, "checkout.session.completed",
+                        {"id": session_id, "object": "checkout.session", "metadata": {"tier": "10"}, "amount": 1000})
+
+
+async def test_an_event_is_received_once_and_keeps_what_it_carried(store: Store) -> None:
+    assert await store.transaction(lambda tx: tx.received_events.receive(payment_event("evt_1"), NOW)) is True
+    again = payment_event("evt_1", session_id="cs_other")
+    assert await store.transaction(lambda tx: tx.received_events.receive(again, later(5))) is False
+
+    (claimed,) = await store.transaction(lambda tx: tx.received_events.claim(lease(A), NOW, 10))
+
+    assert claimed == ReceivedEvent(payment_event("evt_1"), received_at=NOW, next_attempt_at=NOW)
+
+
+async def test_a_saved_event_records_its_outcome_and_only_pending_ones_are_claimed_again(store: Store) -> None:
+    for event_id in ("evt_1", "evt_2"):
+        await store.transaction(lambda tx, e=event_id: tx.received_events.receive(payment_event(e), NOW))
+    first, second = await store.transaction(lambda tx: tx.received_events.claim(lease(A), NOW, 10))
+    retry = attrs.evolve(first, attempts=1, next_attempt_at=later(5), error="Stripe APIError (HTTP 500)")
+    done = attrs.evolve(second, status="processed", attempts=1, next_attempt_at=None, processed_at=later(1))
+    await store.transaction(lambda tx: (tx.received_events.save(retry), tx.received_events.save(done)))
+
+    assert await store.transaction(lambda tx: tx.received_events.claim(lease(B), later(4), 10)) == []
+    assert await store.transaction(lambda tx: tx.received_events.claim(lease(B), later(10**6), 10)) == [
+        attrs.evolve(retry, next_attempt_at=later(5))]
+
+
+async def test_the_view_lists_events_not_yet_processed_with_their_last_error(backend: Backend) -> None:
+    store = backend.store
+    for event_id in ("evt_1", "evt_2"):
+        await store.transaction(lambda tx, e=event_id: tx.received_events.receive(payment_event(e), NOW))
+    first, second = await store.transaction(lambda tx: tx.received_events.claim(lease(A), NOW, 10))
+    retry = attrs.evolve(first, attempts=2, next_attempt_at=later(5), error="provider down")
+    done = attrs.evolve(second, status="processed", attempts=1, next_attempt_at=None, processed_at=later(1))
+    await store.transaction(lambda tx: (tx.received_events.save(retry), tx.received_events.save(done)))
+
+    assert await backend.views.received_events() == [retry]
+    assert await backend.views.received_events(pending_only=False) == [retry, done]
 
 
 # --- cancellations --------------------------------------------------------------------------------------------

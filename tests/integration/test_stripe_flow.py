@@ -8,12 +8,13 @@ from typing import Any
 import httpx
 
 from tests.integration import stripe_events as events
-from tests.integration.conftest import STRIPE_WEBHOOK_SECRET, RunningApp
-from tests.integration.loopback import LoopbackBird
+from tests.integration.conftest import STRIPE_WEBHOOK_SECRET, RunningApp, fast_container, start_app
+from tests.integration.loopback import Canned, LoopbackBird
 from tests.integration.loopback_stripe import LoopbackStripe
 from tests.integration.test_bird_webhook import PHONE, text_in
 from tests.integration.test_email_adapters import Inbox
 from tests.integration.test_membership_flow import WELCOME, journeys, love_token, wait_for_journey_end
+from weft.config import Settings
 
 CHECKOUT = "/api/stripe/create-checkout-session"
 WEBHOOK = "/api/stripe/webhook"
@@ -23,6 +24,17 @@ def deliver(app: RunningApp, event: dict[str, Any], secret: str = STRIPE_WEBHOOK
     body = json.dumps(event).encode()
     headers = {"stripe-signature": events.sign(body, secret), "content-type": "application/json"}
     return app.client.post(WEBHOOK, content=body, headers=headers)
+
+
+def applied(app: RunningApp, event_id: str) -> bool:
+    events = app.admin("/api/admin/payment-events?all=true").json()["events"]
+    return any(e["id"] == event_id and e["status"] == "processed" for e in events)
+
+
+def deliver_and_apply(app: RunningApp, event: dict[str, Any]) -> None:
+    """Stripe delivers the event, Weft acknowledges it at once, and its worker applies it soon after."""
+    assert deliver(app, event).json() == {"status": "received"}
+    app.wait_for(lambda: applied(app, event["id"]))
 
 
 def open_checkout(app: RunningApp, stripe: LoopbackStripe, tier: str = "10", payment_type: str = "monthly",
@@ -39,7 +51,7 @@ def paying_member(app: RunningApp, stripe: LoopbackStripe, bird: LoopbackBird) -
     """A member who texted LOVE, paid monthly from the link, and whose journey has run; the paid session."""
     token = love_token(app, bird)
     session = stripe.complete_session(open_checkout(app, stripe, token=token), phone=PHONE)
-    deliver(app, events.checkout_session_completed(session))
+    deliver_and_apply(app, events.checkout_session_completed(session))
     wait_for_journey_end(app)
     return session
 
@@ -73,7 +85,7 @@ def test_a_signed_completion_activates_the_member_and_sends_welcome_sms_and_smtp
     token = love_token(stripe_app, bird)
     session_id = open_checkout(stripe_app, stripe_server, token=token)
     session = stripe_server.complete_session(session_id, phone=PHONE)
-    assert deliver(stripe_app, events.checkout_session_completed(session)).json() == {"status": "processed"}
+    assert deliver(stripe_app, events.checkout_session_completed(session)).json() == {"status": "received"}
     journey = wait_for_journey_end(stripe_app)
     assert journey["completed_at"] is not None
     (payment,) = payments(stripe_app)
@@ -92,9 +104,11 @@ def test_a_redelivered_event_is_processed_once(
 ) -> None:
     session = stripe_server.complete_session(open_checkout(stripe_app, stripe_server), phone=PHONE)
     event = events.checkout_session_completed(session)
-    assert deliver(stripe_app, event).json() == {"status": "processed"}
+    assert deliver(stripe_app, event).json() == {"status": "received"}
     assert deliver(stripe_app, event).json() == {"status": "duplicate"}
-    assert deliver(stripe_app, events.async_payment_succeeded(session)).json() == {"status": "processed"}
+    deliver_and_apply(stripe_app, events.async_payment_succeeded(session))
+    stripe_app.wait_for(lambda: applied(stripe_app, event["id"]))
+    assert deliver(stripe_app, event).json() == {"status": "duplicate"}
     wait_for_journey_end(stripe_app)
     assert len(journeys(stripe_app)) == 1
     assert len(smtp_inbox[0].envelopes) == 1
@@ -115,7 +129,7 @@ def test_the_payload_is_not_trusted_the_session_is_re_read(
 ) -> None:
     session_id = open_checkout(stripe_app, stripe_server)
     forged = {**stripe_server.sessions[session_id], "payment_status": "paid", "status": "complete"}
-    assert deliver(stripe_app, events.checkout_session_completed(forged)).json() == {"status": "processed"}
+    deliver_and_apply(stripe_app, events.checkout_session_completed(forged))
     assert payments(stripe_app)[0]["status"] == "processing"
     assert journeys(stripe_app) == []
 
@@ -125,10 +139,9 @@ def test_an_invoice_before_the_completion_is_tolerated_and_renewals_keep_the_mem
 ) -> None:
     session = stripe_server.complete_session(open_checkout(stripe_app, stripe_server), phone=PHONE)
     early = events.invoice_paid(session["subscription"], session["customer"])
-    assert deliver(stripe_app, early).json() == {"status": "processed"}
-    deliver(stripe_app, events.checkout_session_completed(session))
-    renewal = events.invoice_paid(session["subscription"], session["customer"])
-    assert deliver(stripe_app, renewal).json() == {"status": "processed"}
+    deliver_and_apply(stripe_app, early)
+    deliver_and_apply(stripe_app, events.checkout_session_completed(session))
+    deliver_and_apply(stripe_app, events.invoice_paid(session["subscription"], session["customer"]))
     assert payments(stripe_app)[0]["status"] == "active"
     actions = [e["action"] for e in stripe_app.admin("/api/admin/audit").json()["entries"]]
     assert "subscription.unmatched" in actions and "subscription.renewed" in actions
@@ -145,7 +158,7 @@ def test_a_failed_renewal_tells_the_member_once_and_a_deleted_subscription_retur
     stripe_app.wait_for(lambda: any("did not go through" in t for t in bird.texts()))
     assert sum("did not go through" in t for t in bird.texts()) == 1
     stripe_server.set_subscription_status(sub_id, "canceled")
-    deliver(stripe_app, events.subscription_deleted(stripe_server.subscriptions[sub_id]))
+    deliver_and_apply(stripe_app, events.subscription_deleted(stripe_server.subscriptions[sub_id]))
     member = stripe_app.admin(f"/api/admin/subscribers/{PHONE}").json()
     assert (member["membership"], member["paid_tier"]) == ("free", None)
     assert payments(stripe_app)[0]["status"] == "cancelled"
@@ -164,17 +177,66 @@ def test_stop_cancels_the_stripe_subscription(
         e["action"] for e in stripe_app.admin("/api/admin/audit").json()["entries"]])
 
 
-def test_stripe_down_during_the_re_read_answers_503_and_a_redelivery_succeeds(
+def pending_events(app: RunningApp) -> list[dict[str, Any]]:
+    return list(app.admin("/api/admin/payment-events").json()["events"])
+
+
+def test_stripe_down_during_the_re_read_leaves_the_event_pending_with_its_error_until_stripe_is_back(
     stripe_app: RunningApp, stripe_server: LoopbackStripe
 ) -> None:
     session = stripe_server.complete_session(open_checkout(stripe_app, stripe_server), phone=PHONE)
-    for _ in range(3):
+    for _ in range(6):  # stripe-python tries each read three times
         stripe_server.fail_next(500)
     event = events.checkout_session_completed(session)
-    assert deliver(stripe_app, event).status_code == 503
+    assert deliver(stripe_app, event).json() == {"status": "received"}
+    stripe_app.wait_for(lambda: any(e["last_error"] for e in pending_events(stripe_app)), timeout=10)
+    (shown,) = pending_events(stripe_app)
+    assert (shown["id"], shown["type"], shown["object_id"]) == (event["id"], event["type"], session["id"])
+    assert shown["attempts"] >= 1 and "HTTP 500" in shown["last_error"]
     assert payments(stripe_app)[0]["status"] == "pending"
-    assert deliver(stripe_app, event).json() == {"status": "processed"}
+    stripe_app.wait_for(lambda: applied(stripe_app, event["id"]), timeout=15)
     assert payments(stripe_app)[0]["status"] == "active"
+    assert pending_events(stripe_app) == []
+
+
+def test_a_429_from_stripe_pauses_the_event_without_counting_an_attempt(
+    stripe_app: RunningApp, stripe_server: LoopbackStripe
+) -> None:
+    session = stripe_server.complete_session(open_checkout(stripe_app, stripe_server), phone=PHONE)
+    stripe_server.answer_next(Canned(429, {"error": {"type": "invalid_request_error", "code": "rate_limit",
+                                                     "message": "Too many requests"}}, {"Retry-After": "1"}))
+    event = events.checkout_session_completed(session)
+    deliver_and_apply(stripe_app, event)
+    (shown,) = [e for e in stripe_app.admin("/api/admin/payment-events?all=true").json()["events"]
+                if e["id"] == event["id"]]
+    assert (shown["attempts"], shown["last_error"]) == (1, None)
+    reads = [r for r in stripe_server.requests if r.method == "GET" and r.path.startswith(
+        f"/v1/checkout/sessions/{session['id']}")]
+    assert len(reads) == 2  # the throttled read and the one a second later, no retry in between
+    assert reads[1].at - reads[0].at >= 0.9
+
+
+def test_an_event_stored_by_a_process_that_stopped_is_applied_by_the_next_one(
+    stripe_server: LoopbackStripe, stripe_settings: Settings
+) -> None:
+    web_only = start_app(fast_container(stripe_settings), background=False)
+    try:
+        session = stripe_server.complete_session(open_checkout(web_only, stripe_server), phone=PHONE)
+        event = events.checkout_session_completed(session)
+        assert deliver(web_only, event).json() == {"status": "received"}
+        assert [e["id"] for e in pending_events(web_only)] == [event["id"]]
+    finally:
+        web_only.stop()
+    worker = start_app(fast_container(stripe_settings))
+    try:
+        worker.wait_for(lambda: applied(worker, event["id"]))
+        assert payments(worker)[0]["status"] == "active"
+    finally:
+        worker.stop()
+
+
+def test_the_payment_events_view_needs_the_admin_token(stripe_app: RunningApp) -> None:
+    assert stripe_app.client.get("/api/admin/payment-events").status_code == 401
 
 
 def test_an_ignored_event_type_gets_a_200(stripe_app: RunningApp) -> None:

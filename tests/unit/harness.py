@@ -21,6 +21,8 @@ from weft.application.link_tokens import LinkTokens
 from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
 from weft.application.pacing import Pacer
 from weft.application.ports import PaymentEvent
+from weft.application.process_payment_events import ProcessPaymentEvents
+from weft.application.receive_payment_event import ReceivePaymentEvent
 from weft.application.replies import Replies
 from weft.application.run_journeys import JourneyPolicy, RetryJourney, RunJourneys
 from weft.application.start_checkout import CheckoutForm, CheckoutResult, CheckoutSettings, StartCheckout
@@ -60,12 +62,15 @@ class World:
                                       CheckoutSettings(PUBLIC_URL))
         self.handle_event = HandlePaymentEvent(self.store, self.gateway, self.clock, self.ids, self.replies)
         self.retry_journey = RetryJourney(self.store, self.clock)
+        self.receive_event = ReceivePaymentEvent(self.store, self.clock)
         self.inbound = HandleInboundSms(self.store, self.clock, self.replies, KeywordSettings(), self.links)
         self.pacer = Pacer(rate, monotonic=self.clock.monotonic, sleep=self.clock.sleep)
         self.sms_retry = RetryPolicy(base_delay=2, max_delay=300, lifetime=sms_lifetime)
         self.send_settings = send_settings or SendSettings(quiet_hours=QuietHours.none(), consent_poll_seconds=0)
         self.care_settings = care or CareSettings(text=CARE_TEXT, quiet_hours=QuietHours.none(), batch=3)
         self.lease = LeaseSettings("worker-1", seconds=30)
+        self.payment_events = self._worker(ProcessPaymentEvents(
+            self.handle_event, self.clock, RetryPolicy(base_delay=2, max_delay=300, lifetime=None)), 4)
         self.outbox = {lane: self._worker(self.deliverer(lane), 8) for lane in Lane}
         self.journeys = self._worker(RunJourneys(self.email, self.store, self.clock, self.replies,
                                                  journey_policy or JourneyPolicy(email_delays=(0, 0))))
@@ -96,6 +101,13 @@ class World:
             handled += journeys
             if not journeys and not await self.deliver():
                 return handled
+
+    async def receive(self, event_type: str, obj: dict[str, Any], event_id: str | None = None) -> EventOutcome:
+        """A verified webhook arrives: stored for the payment-events worker."""
+        return await self.receive_event(PaymentEvent(event_id or f"evt_{next(self._counter)}", event_type, obj))
+
+    async def process_events(self) -> int:
+        return await self.payment_events.drain()
 
     async def cancel(self) -> int:
         return await self.cancellations.drain()

@@ -13,6 +13,7 @@ import stripe
 from stripe.checkout import Session
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItemPriceData
 
+from weft.application.pacing import RateLimit
 from weft.application.ports import (
     CheckoutRequest,
     CheckoutSession,
@@ -20,7 +21,7 @@ from weft.application.ports import (
     SessionState,
     SubscriptionState,
 )
-from weft.domain.errors import PaymentProviderError, PaymentProviderUnavailable
+from weft.domain.errors import PaymentProviderError, PaymentProviderThrottled, PaymentProviderUnavailable
 
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 SHIPPING_COUNTRIES: list[Literal["US", "CA"]] = ["US", "CA"]
@@ -31,13 +32,16 @@ _TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError,
 
 
 class StripePaymentGateway:
-    """PaymentGateway on a StripeClient whose only HTTP client is async httpx, so calls never block the loop."""
+    """PaymentGateway on a StripeClient whose only HTTP client is async httpx, so calls never block the loop.
+    Every request, stripe-python's own retries included, waits its turn under `limit` (STRIPE_MAX_REQUESTS_PER_SECOND)
+    and a 429 pauses them all."""
 
     def __init__(
-        self, api_key: str, api_base: str = DEFAULT_STRIPE_API_BASE, max_network_retries: int = 2
+        self, api_key: str, api_base: str = DEFAULT_STRIPE_API_BASE, max_network_retries: int = 2,
+        limit: RateLimit | None = None,
     ) -> None:
         self._api_key = api_key
-        self._http = _AsyncHttpxClient(timeout=30.0)
+        self._http = _AsyncHttpxClient(timeout=30.0, limit=limit)
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base},
@@ -125,6 +129,8 @@ class StripePaymentGateway:
         """Turn stripe errors into PaymentProviderUnavailable (transient) or PaymentProviderError (for good)."""
         try:
             yield
+        except stripe.RateLimitError as exc:
+            raise PaymentProviderThrottled(self._describe(exc), _retry_after(exc.headers)) from exc
         except _TRANSIENT as exc:
             raise PaymentProviderUnavailable(self._describe(exc)) from exc
         except stripe.StripeError as exc:
@@ -143,18 +149,23 @@ class _AsyncHttpxClient(stripe.HTTPClient):
 
     name = "weft-httpx-async"
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, limit: RateLimit | None) -> None:
         super().__init__()
         self._client = httpx.AsyncClient(timeout=timeout)
+        self._limit = limit
 
     async def request_async(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
     ) -> tuple[bytes, int, Mapping[str, str]]:
+        if self._limit is not None:
+            await self._limit.acquire()
         try:
             response = await self._client.request(method, url, headers=headers, content=post_data)
         except httpx.HTTPError as exc:
             message = f"Network error talking to Stripe: {type(exc).__name__}"
             raise stripe.APIConnectionError(message, should_retry=True) from exc  # type: ignore[no-untyped-call]
+        if response.status_code == 429 and self._limit is not None:
+            self._limit.pause(_retry_after(response.headers))
         return response.content, response.status_code, response.headers
 
     def sleep_async(self, secs: float) -> Awaitable[None]:
@@ -165,6 +176,14 @@ class _AsyncHttpxClient(stripe.HTTPClient):
 
     def close(self) -> None:
         """Nothing to close synchronously: there is no sync client."""
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float:
+    """Seconds a 429 asks us to wait: its Retry-After when it has one (Stripe's usually do not), else 1 s."""
+    try:
+        return min(max(float((headers or {}).get("retry-after", "1")), 0.1), 300.0)
+    except ValueError:
+        return 1.0
 
 
 def _quoted(value: str) -> str:

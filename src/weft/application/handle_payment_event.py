@@ -40,6 +40,7 @@ _SUBSCRIPTION_STATUS = {
 
 
 class EventOutcome(enum.Enum):
+    RECEIVED = "received"
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
@@ -49,6 +50,11 @@ class EventOutcome(enum.Enum):
 class _SessionFacts:
     session: SessionState
     phone: str | None
+
+
+def handled(event_type: str) -> bool:
+    """Whether events of this type change anything (others are acknowledged and dropped)."""
+    return event_type in SESSION_EVENTS or event_type in SUBSCRIPTION_EVENTS
 
 
 class HandlePaymentEvent:
@@ -61,7 +67,7 @@ class HandlePaymentEvent:
         self._replies, self._on_journey, self._on_queued = replies, on_journey, on_queued
 
     async def __call__(self, event: PaymentEvent) -> EventOutcome:
-        if event.type not in SESSION_EVENTS | SUBSCRIPTION_EVENTS:
+        if not handled(event.type):
             return EventOutcome.IGNORED
         facts: _SessionFacts | SubscriptionState | str | None
         try:

@@ -59,3 +59,32 @@ class Pacer:
         if any(self._waiting[other] for other in Lane if other < lane):
             return max(self._interval, 0.001)  # a more urgent message goes first
         return max(0.0, self._booked_until - self._monotonic() - self._burst)
+
+
+class RateLimit:
+    """Requests per second to one provider's API (a GCRA schedule), paused for as long as the provider asks."""
+
+    def __init__(
+        self,
+        rate: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate
+        self._monotonic, self._sleep = monotonic, sleep
+        self._booked_until = 0.0
+        self._paused_until = 0.0
+
+    @property
+    def rate(self) -> float:
+        return 1.0 / self._interval
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for `seconds` (a 429); a longer pause already set stays."""
+        self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+
+    async def acquire(self) -> None:
+        """Wait for this request's turn, then take it."""
+        while (delay := max(self._paused_until, self._booked_until) - self._monotonic()) > 0:
+            await self._sleep(delay)
+        self._booked_until = max(self._booked_until, self._monotonic()) + self._interval

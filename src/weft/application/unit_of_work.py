@@ -6,6 +6,7 @@ from typing import Protocol, TypeVar
 
 import attrs
 
+from weft.application.ports import PaymentEvent
 from weft.domain.campaign import Campaign
 from weft.domain.journey import AuditEntry, Journey
 from weft.domain.messages import DeliveryStatus, InboundSms, Lane, OutboundSms
@@ -55,6 +56,20 @@ class Cancellation:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     error: str | None = None
+
+
+@attrs.frozen
+class ReceivedEvent:
+    """A verified payment event, stored when it arrived and processed from the queue until it is applied."""
+
+    event: PaymentEvent
+    received_at: datetime
+    status: str = "pending"  # pending | processed
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+    """The last attempt's fault, kept until the event is processed."""
+    processed_at: datetime | None = None
 
 
 @attrs.frozen
@@ -119,6 +134,20 @@ class Payments(Protocol):
 class ProviderEvents(Protocol):
     def record(self, event_id: str, at: datetime) -> bool:
         """Remember a provider event id; False when it was recorded before."""
+        ...
+
+
+class ReceivedEvents(Protocol):
+    def receive(self, event: PaymentEvent, at: datetime) -> bool:
+        """Store the event, due now; False (nothing written) when an event with its id was received before."""
+        ...
+
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[ReceivedEvent]:
+        """Pending events that are due, oldest first, claimed under the lease."""
+        ...
+
+    def save(self, received: ReceivedEvent) -> None:
+        """Record the outcome (status, attempts, next attempt, error) and release the claim."""
         ...
 
 
@@ -249,6 +278,9 @@ class Transaction(Protocol):
 
     @property
     def events(self) -> ProviderEvents: ...
+
+    @property
+    def received_events(self) -> ReceivedEvents: ...
 
     @property
     def audit(self) -> AuditLog: ...

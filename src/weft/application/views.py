@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from weft.application.unit_of_work import CampaignCounts, OutboxEntry
+from weft.application.unit_of_work import CampaignCounts, OutboxEntry, ReceivedEvent
 from weft.domain.campaign import Campaign
 from weft.domain.journey import AuditEntry, Journey
 from weft.domain.messages import DeliveryStatus
@@ -85,6 +85,10 @@ class Views(Protocol):
 
     async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
         """The newest journeys, or only those with a failed step."""
+        ...
+
+    async def received_events(self, pending_only: bool = True, limit: int = 200) -> list[ReceivedEvent]:
+        """Payment events as received, oldest first; by default only those not processed yet."""
         ...
 
     async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:

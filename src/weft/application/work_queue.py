@@ -25,7 +25,8 @@ class RetryPolicy:
 
     base_delay: float = 2.0
     max_delay: float = 300.0
-    lifetime: timedelta = timedelta(hours=24)
+    lifetime: timedelta | None = timedelta(hours=24)
+    """None: retry until it works (for work that must not be given up, such as applying a payment event)."""
 
     def delay(self, attempts: int, retry_after: float | None = None) -> float:
         backoff = min(self.max_delay, self.base_delay * 2.0 ** min(max(attempts - 1, 0), 30))
@@ -34,7 +35,7 @@ class RetryPolicy:
     def next_attempt(self, attempts: int, first_attempt_at: datetime, now: datetime,
                      retry_after: float | None = None) -> datetime | None:
         """When to try again, or None when the lifetime has run out."""
-        if now - first_attempt_at >= self.lifetime:
+        if self.lifetime is not None and now - first_attempt_at >= self.lifetime:
             return None
         return now + timedelta(seconds=self.delay(attempts, retry_after))
 

@@ -45,5 +45,13 @@ class PaymentProviderUnavailable(WeftError):
     """The payment provider failed transiently; the caller may retry (a webhook answers 5xx)."""
 
 
+class PaymentProviderThrottled(PaymentProviderUnavailable):
+    """The payment provider asked us to slow down (HTTP 429): wait `retry_after` seconds; not a failed attempt."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PaymentProviderError(WeftError):
     """The payment provider refused a request for good (bad parameters, unknown object)."""

@@ -1,10 +1,10 @@
 """The one background runtime of a Weft process, used by `weft serve` and `weft worker` alike.
 
 Threads and processes. Everything below runs on the process's one asyncio event loop, as tasks:
-- five queue workers, one per kind of durable work, all the same claim/lease/retry loop (QueueWorker):
+- six queue workers, one per kind of durable work, all the same claim/lease/retry loop (QueueWorker):
   the outbox's priority lane (answers to a member's own text, journey texts), the outbox's broadcast lane (the
-  monthly care message), journeys (welcome email and access), subscription cancellations, and campaigns (who
-  gets this month's message);
+  monthly care message), payment events (Stripe webhooks stored on receipt, applied at Stripe's pace), journeys
+  (welcome email and access), subscription cancellations, and campaigns (who gets this month's message);
 - the lease heartbeat, which renews every claim this process holds every `lease / 3` seconds, so a process that
   dies (kill -9, power loss) lets its work go to another within the lease (WEFT_LEASE_SECONDS, 20 s);
 - the APScheduler job that fires the monthly run (unless WEFT_SCHEDULER=off).
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL_SECONDS = 0.0005
 WAKE_NAMES = {
-    "outbox-priority": "outbox", "outbox-broadcast": "outbox", "journeys": "journeys",
+    "outbox-priority": "outbox", "outbox-broadcast": "outbox", "payment-events": "payment-events",
+    "journeys": "journeys",
     "cancellations": "cancellations", "campaigns": "campaigns",
 }
 

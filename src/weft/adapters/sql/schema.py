@@ -146,6 +146,23 @@ processed_events = sa.Table(
     sa.Column("processed_at", UtcDateTime(), nullable=False),
 )
 
+received_events = sa.Table(
+    "received_events",
+    metadata,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("object", sa.JSON, nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime()),
+    sa.Column("error", sa.Text()),
+    sa.Column("processed_at", UtcDateTime()),
+    sa.Column("claimed_by", sa.String(36)),
+    sa.Index("ix_received_events_due", "status", "next_attempt_at"),
+    sa.Index("ix_received_events_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
+)
+
 cancellations = sa.Table(
     "subscription_cancellations",
     metadata,

@@ -17,6 +17,7 @@ from weft.adapters.sql.leases import SqlLeases
 from weft.adapters.sql.members import SqlInbound, SqlMembers
 from weft.adapters.sql.outbox import SqlOutbox
 from weft.adapters.sql.payments import SqlAudit, SqlCancellations, SqlEvents, SqlPayments
+from weft.adapters.sql.received_events import SqlReceivedEvents
 from weft.application.unit_of_work import Transaction
 
 
@@ -42,6 +43,10 @@ class SqlTransaction:
     @cached_property
     def events(self) -> SqlEvents:
         return SqlEvents(self._c)
+
+    @cached_property
+    def received_events(self) -> SqlReceivedEvents:
+        return SqlReceivedEvents(self._c)
 
     @cached_property
     def audit(self) -> SqlAudit:

@@ -14,8 +14,9 @@ from weft.adapters.sql.journeys import journey_from_row
 from weft.adapters.sql.members import CONSENT_VERSION, subscriber_from_row
 from weft.adapters.sql.outbox import campaign_counts, entry_from_row
 from weft.adapters.sql.payments import audit_from_row, payment_from_row
+from weft.adapters.sql.received_events import received_event_from_row
 from weft.application.ports import Clock
-from weft.application.unit_of_work import OutboxEntry
+from weft.application.unit_of_work import OutboxEntry, ReceivedEvent
 from weft.application.views import CampaignSummary, CareCandidate, SubscriberDetail
 from weft.domain.journey import AuditEntry, Journey
 from weft.domain.payment import Payment, PaymentStatus
@@ -53,6 +54,13 @@ class SqlViews:
         if failed_only:
             query = query.where(t.journeys.c.has_failed_step.is_(True))
         return await self._read(lambda c: [journey_from_row(row) for row in c.execute(query)])
+
+    async def received_events(self, pending_only: bool = True, limit: int = 200) -> list[ReceivedEvent]:
+        r = t.received_events.c
+        query = sa.select(t.received_events).order_by(r.received_at, r.event_id).limit(limit)
+        if pending_only:
+            query = query.where(r.status == "pending")
+        return await self._read(lambda c: [received_event_from_row(row) for row in c.execute(query)])
 
     async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
         query = sa.select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)

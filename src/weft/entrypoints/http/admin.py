@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from weft.application.phone_numbers import normalise_phone
 from weft.application.run_journeys import RetryJourney
-from weft.application.unit_of_work import OutboxEntry
+from weft.application.unit_of_work import OutboxEntry, ReceivedEvent
 from weft.application.views import Views
 from weft.config import Settings
 from weft.domain.journey import Journey
@@ -96,6 +96,16 @@ async def list_payments(
 
 
 @inject
+async def list_payment_events(
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
+) -> JSONResponse:
+    """Payment events received but not applied yet, oldest first, with their last error (?all=true: every one)."""
+    require_admin(request, settings)
+    pending_only = request.query_params.get("all", "").lower() not in ("1", "true", "yes")
+    return JSONResponse({"events": [received_event_json(r) for r in await views.received_events(pending_only)]})
+
+
+@inject
 async def list_journeys(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
@@ -130,6 +140,14 @@ def payment_json(p: Payment) -> dict[str, Any]:
         "checkout_session_id": p.checkout_session_id, "customer_id": p.customer_id,
         "subscription_id": p.subscription_id, "phone_proven": p.phone_proven, "created_at": p.created_at,
         "updated_at": p.updated_at,
+    })
+
+
+def received_event_json(r: ReceivedEvent) -> dict[str, Any]:
+    return plain({
+        "id": r.event.id, "type": r.event.type, "object_id": r.event.object.get("id"), "status": r.status,
+        "received_at": r.received_at, "attempts": r.attempts, "next_attempt_at": r.next_attempt_at,
+        "last_error": r.error, "processed_at": r.processed_at,
     })
 
 

@@ -86,6 +86,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/stripe/webhook", checkout.receive_stripe_event, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
         Route("/test-checkout/{session_id}/pay", checkout.pay_test_checkout, methods=["POST"]),
         Route("/api/admin/payments", admin.list_payments, methods=["GET"]),
+        Route("/api/admin/payment-events", admin.list_payment_events, methods=["GET"]),
         Route("/api/admin/journeys", admin.list_journeys, methods=["GET"]),
         Route("/api/admin/journeys/{journey_id}/retry", admin.retry_journey, methods=["POST"]),
         Route("/api/admin/audit", admin.list_audit, methods=["GET"]),

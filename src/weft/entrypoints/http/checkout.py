@@ -13,6 +13,7 @@ from weft.adapters.stripe_webhooks import parse_stripe_event
 from weft.adapters.test_mode_payments import TestModePaymentGateway
 from weft.application.handle_payment_event import HandlePaymentEvent
 from weft.application.ports import PaymentEvent
+from weft.application.receive_payment_event import ReceivePaymentEvent
 from weft.application.start_checkout import CheckoutForm, StartCheckout
 from weft.application.views import Views
 from weft.config import Settings
@@ -49,15 +50,16 @@ async def checkout_session_status(
 
 @inject
 async def receive_stripe_event(
-    request: Request, handle: HandlePaymentEvent = Provide["handle_payment_event"],
+    request: Request, receive: ReceivePaymentEvent = Provide["receive_payment_event"],
     settings: Settings = Provide["settings"],
 ) -> JSONResponse:
-    """Verify the signature on the raw body, then apply the event once; 5xx only for transient faults."""
+    """Verify the signature on the raw body, store the event once and answer 2xx: the payment-events worker
+    re-reads and applies it (Stripe: acknowledge first, then process). 5xx only when it could not be stored."""
     if not settings.stripe_webhook_secret:
         raise InvalidSignature("STRIPE_WEBHOOK_SECRET is not configured, so no Stripe event can be verified")
     body = await request.body()
     event = parse_stripe_event(body, request.headers.get("stripe-signature"), settings.stripe_webhook_secret)
-    outcome = await handle(event)
+    outcome = await receive(event)
     return JSONResponse({"status": outcome.value})
 
 
