@@ -70,7 +70,8 @@ class World:
         self.care_settings = care or CareSettings(text=CARE_TEXT, quiet_hours=QuietHours.none(), batch=3)
         self.lease = LeaseSettings("worker-1", seconds=30)
         self.payment_events = self._worker(ProcessPaymentEvents(
-            self.handle_event, self.clock, RetryPolicy(base_delay=2, max_delay=300, lifetime=None)), 4)
+            self.handle_event, self.clock, RetryPolicy(base_delay=2, max_delay=300, lifetime=None),
+            monotonic=self.clock.monotonic), 4)
         self.outbox = {lane: self._worker(self.deliverer(lane), 8) for lane in Lane}
         self.journeys = self._worker(RunJourneys(self.email, self.store, self.clock, self.replies,
                                                  journey_policy or JourneyPolicy(email_delays=(0, 0))))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import attrs
@@ -16,15 +18,19 @@ log = logging.getLogger(__name__)
 
 class ProcessPaymentEvents:
     """Apply stored payment events (LeasedWork): each is re-read from the provider and applied once. A 429 puts
-    the event back without counting an attempt; an outage is retried with backoff until the provider answers."""
+    the event back in its place without counting an attempt and holds the work for the time asked; an outage is
+    retried with backoff until the provider answers."""
 
     name = "payment-events"
 
-    def __init__(self, handle: HandlePaymentEvent, clock: Clock, policy: RetryPolicy, batch: int = 20) -> None:
+    def __init__(self, handle: HandlePaymentEvent, clock: Clock, policy: RetryPolicy, batch: int = 20,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._handle, self._clock, self._policy, self._batch = handle, clock, policy, batch
+        self._monotonic = monotonic
+        self._paused_until = 0.0
 
     def batch_size(self) -> int:
-        return self._batch
+        return 0 if self._monotonic() < self._paused_until else self._batch
 
     def claim(self, tx: Transaction, lease: Lease, now: datetime, limit: int) -> list[ReceivedEvent]:
         return tx.received_events.claim(lease, now, limit)
@@ -33,8 +39,9 @@ class ProcessPaymentEvents:
         try:
             await self._handle(item.event)
         except PaymentProviderThrottled as exc:
-            retry_at = self._clock.now() + timedelta(seconds=exc.retry_after)
-            return attrs.evolve(item, next_attempt_at=retry_at, error=str(exc))
+            # Due as it was (claims return the row as before the claim), so it keeps its place in a backlog.
+            self._paused_until = max(self._paused_until, self._monotonic() + exc.retry_after)
+            return attrs.evolve(item, error=str(exc))
         except PaymentProviderUnavailable as exc:
             return self._retry_later(item, str(exc))
         now = self._clock.now()
