@@ -2,16 +2,23 @@
 
 Session i belongs to member i: email m{i}@example.org, phone `bench_phone(i)`, customer cus_bench_{i}. The webhook
 bodies are built from the same `checkout_session`, so the event and the re-read agree, as they do at Stripe.
+
+With `--limit R` a token bucket (R tokens a second, holding R: one second of burst) refuses API requests beyond
+R a second with 429 in Stripe's envelope (`invalid_request_error`, code `rate_limit`) and, like Stripe's, no
+Retry-After; a refused request counts as throttled, never as a read. `GET /stats` has the tallies, `GET /sessions`
+the indexes of the sessions read successfully and of those read more than once (sorted).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from loopback_provider import TokenBucket
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -67,14 +74,18 @@ def stripe_error(status: int, message: str, **extra: str) -> JSONResponse:
 
 
 class LoopbackStripe:
-    """GET sessions and customers by index; counts every request, the sessions read and the distinct ones."""
+    """GET sessions and customers by index; counts every request, the sessions read and the distinct ones, and
+    with a `limit` the requests it throttled."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: TokenBucket | None = None) -> None:
         self.requests = 0
         self.session_reads = 0
         self.customer_reads = 0
-        self.sessions: set[int] = set()
+        self.sessions: Counter[int] = Counter()
+        """Session index -> successful reads of it."""
         self.refused = 0
+        self.throttled = 0
+        self._limit = limit
 
     async def get_session(self, request: Request) -> Response:
         return self._answer(request, SESSION_PREFIX, "checkout.session", checkout_session)
@@ -85,6 +96,10 @@ class LoopbackStripe:
     def _answer(self, request: Request, prefix: str, kind: str,
                 build: Callable[[int, int], dict[str, Any]]) -> Response:
         self.requests += 1
+        if self._limit is not None and self._limit.take() > 0:
+            self.throttled += 1
+            return stripe_error(429, "Request rate limit exceeded. Learn more about rate limits here "
+                                     "https://stripe.com/docs/rate-limits.", code="rate_limit")
         if request.headers.get("authorization") != f"Bearer {API_KEY}":
             self.refused += 1
             return stripe_error(401, "Invalid API Key provided")
@@ -95,7 +110,7 @@ class LoopbackStripe:
             return stripe_error(404, f"No such {kind}: '{object_id}'", code="resource_missing", param="id")
         if prefix == SESSION_PREFIX:
             self.session_reads += 1
-            self.sessions.add(int(index))
+            self.sessions[int(index)] += 1
         else:
             self.customer_reads += 1
         return JSONResponse(build(int(index), int(time.time())), headers={"request-id": f"req_bench_{self.requests}"})
@@ -103,7 +118,12 @@ class LoopbackStripe:
     async def stats(self, request: Request) -> Response:
         return JSONResponse({"requests": self.requests, "session_reads": self.session_reads,
                              "distinct_sessions": len(self.sessions), "customer_reads": self.customer_reads,
-                             "refused": self.refused})
+                             "reread_sessions": sum(1 for reads in self.sessions.values() if reads > 1),
+                             "refused": self.refused, "throttled": self.throttled})
+
+    async def read_sessions(self, request: Request) -> Response:
+        return JSONResponse({"read": sorted(self.sessions),
+                             "reread": sorted(index for index, reads in self.sessions.items() if reads > 1)})
 
 
 def create_stripe_app(stripe: LoopbackStripe) -> Starlette:
@@ -111,15 +131,20 @@ def create_stripe_app(stripe: LoopbackStripe) -> Starlette:
         Route("/v1/checkout/sessions/{id}", stripe.get_session, methods=["GET"]),
         Route("/v1/customers/{id}", stripe.get_customer, methods=["GET"]),
         Route("/stats", stripe.stats, methods=["GET"]),
+        Route("/sessions", stripe.read_sessions, methods=["GET"]),
     ])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="loopback Stripe API for bench/stripe_webhook.py")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--limit", type=float, default=0.0,
+                        help="refuse API requests beyond this many a second with 429 rate_limit, from a token bucket "
+                             "holding one second's worth (0: accept everything)")
     args = parser.parse_args()
+    limit = TokenBucket(args.limit, max(1.0, args.limit)) if args.limit > 0 else None
     # No access log: this process shares the CPUs with the server under test and should cost as little as it can.
-    uvicorn.run(create_stripe_app(LoopbackStripe()), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(create_stripe_app(LoopbackStripe(limit)), host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
