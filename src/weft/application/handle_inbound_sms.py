@@ -57,7 +57,9 @@ class HandleInboundSms:
         outcome, queued = await self._store.transaction(lambda tx: self._apply(tx, message, now))
         if queued:
             self._on_queued()
-        log.info("inbound sms %s from %s: %s", message.provider_id, message.sender.masked, outcome.value)
+        # The access log already has a line per webhook; this one (masked, formatted only when shown) is for debugging.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("inbound sms %s from %s: %s", message.provider_id, message.sender.masked, outcome.value)
         return outcome
 
     def _apply(self, tx: Transaction, message: InboundSms, now: datetime) -> tuple[InboundOutcome, bool]:

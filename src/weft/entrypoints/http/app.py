@@ -35,7 +35,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     """The HTTP app. With `background`, its lifespan also runs the background runtime (the send pipeline,
     journeys, cancellations, campaigns and the monthly scheduler; see weft.entrypoints.runtime), which first picks
     up whatever a crash left pending; otherwise a `weft worker` process runs it."""
-    container.wire(modules=[bird_webhook, admin, campaigns, checkout, pages])
+    container.wire(modules=[admin, campaigns, checkout, pages])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -50,7 +50,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
             await close_clients(container)
 
     return Starlette(
-        routes=routes(),
+        routes=routes(container),
         lifespan=lifespan,
         exception_handlers={
             MalformedWebhook: _bad_request,
@@ -76,22 +76,24 @@ async def close_clients(container: Container) -> None:
     container.store().close()
 
 
-def routes() -> list[BaseRoute]:
+def routes(container: Container) -> list[BaseRoute]:
+    bird = bird_webhook.BirdWebhook(container.handle_inbound_sms(), container.settings())
+    stripe = checkout.StripeWebhook(container.receive_payment_event(), container.settings())
     return [
         *pages.page_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/api/stripe/create-checkout-session", checkout.create_checkout_session, methods=["POST"],
               max_body_size=API_MAX_BYTES),
         Route("/api/stripe/session", checkout.checkout_session_status, methods=["GET"]),
-        Route("/api/stripe/webhook", checkout.receive_stripe_event, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
+        Route("/api/stripe/webhook", stripe.receive, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
         Route("/test-checkout/{session_id}/pay", checkout.pay_test_checkout, methods=["POST"]),
         Route("/api/admin/payments", admin.list_payments, methods=["GET"]),
         Route("/api/admin/payment-events", admin.list_payment_events, methods=["GET"]),
         Route("/api/admin/journeys", admin.list_journeys, methods=["GET"]),
         Route("/api/admin/journeys/{journey_id}/retry", admin.retry_journey, methods=["POST"]),
         Route("/api/admin/audit", admin.list_audit, methods=["GET"]),
-        Route("/bird-sms-webhook", bird_webhook.receive_bird_sms, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
-        Route("/bird-sms-webhook", bird_webhook.verify_bird_endpoint, methods=["GET"]),
+        Route("/bird-sms-webhook", bird.receive, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
+        Route("/bird-sms-webhook", bird.verify, methods=["GET"]),
         Route("/api/admin/subscribers", admin.list_subscribers, methods=["GET"]),
         Route("/api/admin/subscribers/{phone}", admin.show_subscriber, methods=["GET"]),
         Route("/api/admin/messages", admin.list_messages, methods=["GET"]),
