@@ -76,3 +76,18 @@ def test_an_invalid_setting_fails_naming_the_variable_and_hiding_passwords(name:
     with pytest.raises(ConfigError, match=name) as raised:
         load_settings({name: value}, env_file=None)
     assert ":pw@" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("key", "pace"), [("sk_test_abc", 20.0), ("rk_test_abc", 20.0), ("sk_live_abc", 80.0),
+                                          ("rk_live_abc", 80.0)])
+def test_the_stripe_pace_leaves_headroom_under_the_key_modes_limit(key: str, pace: float) -> None:
+    settings = load_settings({"STRIPE_SECRET_KEY": key, "STRIPE_WEBHOOK_SECRET": "whsec_x"}, env_file=None)
+    assert settings.stripe_max_requests_per_second == pace
+
+
+def test_a_set_stripe_pace_wins_and_a_bad_one_fails_naming_the_variable() -> None:
+    env = {"STRIPE_SECRET_KEY": "sk_live_abc", "STRIPE_WEBHOOK_SECRET": "whsec_x"}
+    settings = load_settings({**env, "STRIPE_MAX_REQUESTS_PER_SECOND": "5"}, env_file=None)
+    assert settings.stripe_max_requests_per_second == 5
+    with pytest.raises(ConfigError, match="STRIPE_MAX_REQUESTS_PER_SECOND"):
+        load_settings({**env, "STRIPE_MAX_REQUESTS_PER_SECOND": "fast"}, env_file=None)
