@@ -4,8 +4,10 @@ from datetime import timedelta
 
 import pytest
 
+from tests.fakes import FixedClock
 from tests.unit.harness import World
 from weft.application.handle_payment_event import EventOutcome
+from weft.application.pacing import RateLimit
 from weft.application.unit_of_work import Lease
 from weft.domain.payment import PaymentStatus
 
@@ -101,3 +103,17 @@ async def test_an_event_applied_before_it_was_stored_again_changes_nothing(w: Wo
     await w.process_events()
     assert received(w)["status"] == "processed"
     assert w.store.actions().count("payment.completed") == 1
+
+
+async def test_the_provider_rate_limit_spaces_requests_and_a_pause_holds_them_all() -> None:
+    clock = FixedClock()
+    limit = RateLimit(4, monotonic=clock.monotonic, sleep=clock.sleep)
+    start = clock.monotonic()
+    taken = []
+    for _ in range(5):
+        await limit.acquire()
+        taken.append(round(clock.monotonic() - start, 3))
+    assert taken == [0.0, 0.25, 0.5, 0.75, 1.0]
+    limit.pause(3)
+    await limit.acquire()
+    assert round(clock.monotonic() - start, 3) == 4.0
