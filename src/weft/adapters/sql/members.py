@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
@@ -10,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from weft.adapters.sql import schema as t
+from weft.adapters.sql.prepared import Prepared
 from weft.domain.messages import InboundSms
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, Membership, Subscriber
@@ -17,14 +17,15 @@ from weft.domain.subscriber import Consent, Membership, Subscriber
 # Built once: SQLAlchemy then reuses each statement's cache key and compiled form instead of rebuilding them.
 # FOR UPDATE (PostgreSQL; SQLite has one writer anyway): instances must not overwrite each other's read-modify-write.
 _GET = sa.select(t.subscribers).where(t.subscribers.c.phone == sa.bindparam("phone")).with_for_update()
-_ADD_CONSENT_CHANGE = t.consent_history.insert()
+_INBOUND_KEYS = ("provider_id", "phone", "text", "conversation_id", "channel_id", "received_at")
+_CONSENT_KEYS = ("phone", "consent", "at", "message_id", "reason")
 CONSENT_VERSION = sa.select(sa.func.coalesce(sa.func.max(t.consent_history.c.id), 0))
 
 
 class SqlMembers:
     def __init__(self, connection: sa.Connection) -> None:
         self._c = connection
-        self._upserts = upserts(connection.dialect.name)
+        self._writes = writes(connection.dialect)
 
     def get(self, phone: PhoneNumber) -> Subscriber | None:
         row = self._c.execute(_GET, {"phone": phone.e164}).first()
@@ -40,9 +41,9 @@ class SqlMembers:
         return int(self._c.execute(CONSENT_VERSION).scalar() or 0)
 
     def save(self, subscriber: Subscriber) -> None:
-        self._c.execute(self._upserts.save_subscriber, subscriber_values(subscriber))
+        self._writes.save_subscriber.execute(self._c, subscriber_values(subscriber))
         if subscriber.changes:
-            self._c.execute(_ADD_CONSENT_CHANGE, [
+            self._writes.add_consent_change.execute_many(self._c, [
                 {"phone": subscriber.phone.e164, "consent": c.consent.value, "at": c.at, "message_id": c.message_id,
                  "reason": c.reason}
                 for c in subscriber.changes
@@ -53,38 +54,43 @@ class SqlMembers:
 class SqlInbound:
     def __init__(self, connection: sa.Connection) -> None:
         self._c = connection
-        self._upserts = upserts(connection.dialect.name)
+        self._writes = writes(connection.dialect)
 
     def record(self, message: InboundSms, at: datetime) -> bool:
         row = {
             "provider_id": message.provider_id, "phone": message.sender.e164, "text": message.text,
             "conversation_id": message.conversation_id, "channel_id": message.channel_id, "received_at": at,
         }
-        # RETURNING, not rowcount: psycopg reports -1 for this statement through SQLAlchemy.
-        return self._c.execute(self._upserts.record_inbound, row).first() is not None
+        return self._writes.record_inbound.execute(self._c, row) == 1
 
 
 @attrs.frozen
-class Upserts:
-    """The dialect-specific INSERT ... ON CONFLICT statements, executed with one dict of values each."""
+class Writes:
+    """The inbound webhook's writes, compiled once per dialect and run straight through the driver."""
 
-    record_inbound: sa.Executable
-    save_subscriber: sa.Executable
+    record_inbound: Prepared
+    save_subscriber: Prepared
+    add_consent_change: Prepared
 
 
-@functools.cache
-def upserts(dialect_name: str) -> Upserts:
-    """The upserts for a dialect, built once per process."""
-    insert = dialect_insert(dialect_name)
-    inbound = insert(t.inbound_messages).on_conflict_do_nothing(index_elements=["provider_id"])
-    subscriber = insert(t.subscribers)
-    return Upserts(
-        record_inbound=inbound.returning(t.inbound_messages.c.provider_id),
-        save_subscriber=subscriber.on_conflict_do_update(
+_WRITES: dict[str, Writes] = {}
+
+
+def writes(dialect: sa.Dialect) -> Writes:
+    if dialect.name not in _WRITES:
+        insert = dialect_insert(dialect.name)
+        inbound = insert(t.inbound_messages).on_conflict_do_nothing(index_elements=["provider_id"])
+        subscriber = insert(t.subscribers)
+        upsert = subscriber.on_conflict_do_update(
             index_elements=["phone"],
             set_={c.name: subscriber.excluded[c.name] for c in t.subscribers.c if not c.primary_key},
-        ),
-    )
+        )
+        _WRITES[dialect.name] = Writes(
+            record_inbound=Prepared(inbound, dialect, _INBOUND_KEYS),
+            save_subscriber=Prepared(upsert, dialect, [c.name for c in t.subscribers.c]),
+            add_consent_change=Prepared(t.consent_history.insert(), dialect, _CONSENT_KEYS),
+        )
+    return _WRITES[dialect.name]
 
 
 def dialect_insert(dialect_name: str) -> Any:

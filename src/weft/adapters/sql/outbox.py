@@ -30,7 +30,7 @@ class SqlOutbox:
         self._statements = _statements(connection.dialect)
 
     def enqueue_once(self, message: OutboundSms, due: datetime, at: datetime) -> bool:
-        return self._c.execute(self._statements.enqueue, _new_row(message, due, at)).first() is not None
+        return self.enqueue_many([(message, due)], at) == 1
 
     def enqueue_many(self, messages: Sequence[tuple[OutboundSms, datetime]], at: datetime) -> int:
         """One multi-row INSERT per batch (not executemany, and no RETURNING): SQLite's driver then releases the
@@ -104,7 +104,6 @@ _PLAIN = sa.engine.default.DefaultDialect()
 class _Statements:
     def __init__(self, dialect: sa.Dialect) -> None:
         insert = dialect_insert(dialect.name)
-        self.enqueue = insert(t.outbox).on_conflict_do_nothing(index_elements=["id"]).returning(o.id)
         counts = insert(t.sms_daily_counts)
         self.add_sent = counts.on_conflict_do_update(
             index_elements=["day"], set_={"sent": t.sms_daily_counts.c.sent + counts.excluded.sent})
