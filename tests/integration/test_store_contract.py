@@ -647,27 +647,26 @@ async def test_an_event_is_received_once_and_keeps_what_it_carried(store: Store)
     assert claimed == ReceivedEvent(payment_event("evt_1"), received_at=NOW, next_attempt_at=NOW)
 
 
-async def test_a_saved_event_records_its_outcome_and_only_pending_ones_are_claimed_again(store: Store) -> None:
+async def one_retrying_one_processed(store: Store) -> tuple[ReceivedEvent, ReceivedEvent]:
+    """Two events claimed and saved: the first to be retried after a fault, the second applied."""
     for event_id in ("evt_1", "evt_2"):
         await store.transaction(lambda tx, e=event_id: tx.received_events.receive(payment_event(e), NOW))
     first, second = await store.transaction(lambda tx: tx.received_events.claim(lease(A), NOW, 10))
     retry = attrs.evolve(first, attempts=1, next_attempt_at=later(5), error="Stripe APIError (HTTP 500)")
     done = attrs.evolve(second, status="processed", attempts=1, next_attempt_at=None, processed_at=later(1))
     await store.transaction(lambda tx: (tx.received_events.save(retry), tx.received_events.save(done)))
+    return retry, done
+
+
+async def test_a_saved_event_records_its_outcome_and_only_pending_ones_are_claimed_again(store: Store) -> None:
+    retry, _ = await one_retrying_one_processed(store)
 
     assert await store.transaction(lambda tx: tx.received_events.claim(lease(B), later(4), 10)) == []
-    assert await store.transaction(lambda tx: tx.received_events.claim(lease(B), later(10**6), 10)) == [
-        attrs.evolve(retry, next_attempt_at=later(5))]
+    assert await store.transaction(lambda tx: tx.received_events.claim(lease(B), later(10**6), 10)) == [retry]
 
 
 async def test_the_view_lists_events_not_yet_processed_with_their_last_error(backend: Backend) -> None:
-    store = backend.store
-    for event_id in ("evt_1", "evt_2"):
-        await store.transaction(lambda tx, e=event_id: tx.received_events.receive(payment_event(e), NOW))
-    first, second = await store.transaction(lambda tx: tx.received_events.claim(lease(A), NOW, 10))
-    retry = attrs.evolve(first, attempts=2, next_attempt_at=later(5), error="provider down")
-    done = attrs.evolve(second, status="processed", attempts=1, next_attempt_at=None, processed_at=later(1))
-    await store.transaction(lambda tx: (tx.received_events.save(retry), tx.received_events.save(done)))
+    retry, done = await one_retrying_one_processed(backend.store)
 
     assert await backend.views.received_events() == [retry]
     assert await backend.views.received_events(pending_only=False) == [retry, done]
