@@ -43,8 +43,7 @@ async def test_the_welcome_text_goes_through_the_outbox_under_its_payment_key() 
 
 async def test_the_email_goes_without_waiting_longer_once_the_text_has_waited_too_long() -> None:
     w = await joined()
-    w.sms.fail_next(TRANSIENT)
-    await w.journeys.drain()
+    await w.journeys.drain()  # the welcome text is queued and never sent
     w.clock.advance(121)
     await w.journeys.drain()
     assert len(w.email.sent) == 1
@@ -128,7 +127,9 @@ async def test_a_text_that_fails_transiently_for_its_whole_lifetime_expires_and_
     await w.sign_up("free", token=w.token())
     w.sms.fail_next(*[TRANSIENT] * 1000)
     await w.run_journeys()
-    while w.store.messages()[0].status is DeliveryStatus.PENDING:
+    for _ in range(100):  # bounded: a regression fails below instead of hanging the suite
+        if w.store.messages()[0].status is not DeliveryStatus.PENDING:
+            break
         w.clock.advance(300)
         await w.run_journeys()
     (entry,) = w.store.messages()
