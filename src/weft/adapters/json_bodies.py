@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -30,9 +31,10 @@ def response_object(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds, when the provider sent a number."""
+def retry_after(response: httpx.Response | Mapping[str, str] | None) -> float | None:
+    """The Retry-After header in seconds (of a response, or of its headers), when the provider sent a number."""
+    headers = response.headers if isinstance(response, httpx.Response) else response or {}
     try:
-        return float(response.headers.get("retry-after", ""))
+        return float(headers.get("retry-after", ""))
     except ValueError:
         return None

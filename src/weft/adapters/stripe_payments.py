@@ -13,6 +13,7 @@ import stripe
 from stripe.checkout import Session
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItemPriceData
 
+from weft.adapters.json_bodies import retry_after
 from weft.application.pacing import RateLimit
 from weft.application.ports import (
     CheckoutRequest,
@@ -180,10 +181,8 @@ class _AsyncHttpxClient(stripe.HTTPClient):
 
 def _retry_after(headers: Mapping[str, str] | None) -> float:
     """Seconds a 429 asks us to wait: its Retry-After when it has one (Stripe's usually do not), else 1 s."""
-    try:
-        return min(max(float((headers or {}).get("retry-after", "1")), 0.1), 300.0)
-    except ValueError:
-        return 1.0
+    asked = retry_after(headers)
+    return 1.0 if asked is None else min(max(asked, 0.1), 300.0)
 
 
 def _quoted(value: str) -> str:
