@@ -490,6 +490,10 @@ class _Outbox:
     def campaign_counts(self, campaign_id: str, now: datetime) -> CampaignCounts:
         return campaign_counts(self.state, campaign_id, now)
 
+    def campaign_pending(self, campaign_id: str) -> bool:
+        return any(e.message.campaign_id == campaign_id and e.status is DeliveryStatus.PENDING
+                   for e in self.state.outbox.values())
+
 
 def campaign_counts(state: _State, campaign_id: str, now: datetime) -> CampaignCounts:
     entries = [e for e in state.outbox.values() if e.message.campaign_id == campaign_id]
@@ -613,6 +617,10 @@ class InMemoryViews:
 
     async def consent_version(self) -> int:
         return len(self._state.history)
+
+    async def consent_changes(self, after: int, limit: int) -> list[tuple[int, str]]:
+        return [(version, phone) for version, (phone, _) in enumerate(self._state.history, start=1)
+                if version > after][:limit]
 
     async def care_candidates(self, after: str, limit: int) -> list[CareCandidate]:
         phones = sorted(p for p in self._state.subscribers if p > after)[:limit]

@@ -151,7 +151,7 @@ class Container(containers.DeclarativeContainer):
 
     journey_policy = providers.Singleton(JourneyPolicy)
     run_journeys = providers.Singleton(RunJourneys, email, store, clock, replies, journey_policy,
-                                       on_queued=wakeups.provided.caller.call("outbox"))
+                                       on_queued=wakeups.provided.caller.call("outbox-priority"))
     journey_worker = providers.Singleton(QueueWorker, run_journeys, store, clock, lease_settings, 1,
                                          worker_poll_seconds)
     cancellation_retry = providers.Singleton(RetryPolicy, lifetime=timedelta(days=7))
@@ -161,7 +161,7 @@ class Container(containers.DeclarativeContainer):
 
     care_settings = providers.Singleton(_care_settings, settings)
     run_campaigns = providers.Singleton(RunCampaigns, store, views, clock, care_settings,
-                                        on_queued=wakeups.provided.caller.call("outbox"))
+                                        on_queued=wakeups.provided.caller.call("outbox-broadcast"))
     campaign_worker = providers.Singleton(QueueWorker, run_campaigns, store, clock, lease_settings, 1,
                                           worker_poll_seconds)
     start_monthly_care = providers.Singleton(StartMonthlyCare, store, views, clock, care_settings,
@@ -175,7 +175,7 @@ class Container(containers.DeclarativeContainer):
     )
     handle_inbound_sms = providers.Singleton(
         HandleInboundSms, store, clock, replies, keyword_settings, links=link_tokens,
-        on_queued=wakeups.provided.caller.call("outbox", "cancellations"),
+        on_queued=wakeups.provided.caller.call("outbox-priority", "cancellations"),
     )
     checkout_settings = providers.Singleton(
         CheckoutSettings,
@@ -191,7 +191,7 @@ class Container(containers.DeclarativeContainer):
     )
     handle_payment_event = providers.Singleton(
         HandlePaymentEvent, store, payment_gateway, clock, ids, replies,
-        on_journey=wakeups.provided.caller.call("journeys"), on_queued=wakeups.provided.caller.call("outbox"),
+        on_journey=wakeups.provided.caller.call("journeys"), on_queued=wakeups.provided.caller.call("outbox-priority"),
     )
     receive_payment_event = providers.Singleton(ReceivePaymentEvent, store, clock,
                                                 on_received=wakeups.provided.caller.call("payment-events"))
@@ -201,7 +201,7 @@ class Container(containers.DeclarativeContainer):
     payment_event_worker = providers.Singleton(QueueWorker, process_payment_events, store, clock, lease_settings,
                                                4, worker_poll_seconds)
     retry_journey = providers.Singleton(RetryJourney, store, clock,
-                                        on_queued=wakeups.provided.caller.call("journeys", "outbox"))
+                                        on_queued=wakeups.provided.caller.call("journeys", "outbox-priority"))
 
 
 

@@ -348,6 +348,23 @@ async def test_consent_changes_are_appended_to_the_history_once(store: Store, vi
                                 (Consent.OPTED_OUT, later(2), "in-2", "keyword")]
 
 
+async def test_consent_changes_are_read_by_version_past_a_given_one(store: Store, views: Views) -> None:
+    assert (await views.consent_version(), await views.consent_changes(0, 10)) == (0, [])
+    first, second = subscriber(PHONE), subscriber(OTHER_PHONE)
+    first.opt_in(later(1), "in-1")
+    second.opt_in(later(2), "in-2")
+    await store.transaction(for_each((first, second), lambda tx, s: tx.members.save(s)))
+    first.opt_out(later(3), "in-3")
+    await store.transaction(lambda tx: tx.members.save(first))
+
+    changes = await views.consent_changes(0, 10)
+    assert [phone for _, phone in changes] == [PHONE.e164, OTHER_PHONE.e164, PHONE.e164]
+    versions = [version for version, _ in changes]
+    assert versions == sorted(set(versions)) and versions[-1] == await views.consent_version()
+    assert await views.consent_changes(versions[0], 1) == [changes[1]]
+    assert await views.consent_changes(versions[-1], 10) == []
+
+
 # --- inbound messages and provider events ---------------------------------------------------------------------
 
 
@@ -1028,6 +1045,23 @@ async def test_campaign_counts_count_one_campaigns_messages_by_status(store: Sto
                                 DeliveryStatus.SUPPRESSED: 1}
     assert counts.total == 7
     assert await store.transaction(lambda tx: tx.outbox.campaign_counts("care-z", NOW).by_status) == {}
+
+
+async def test_a_campaign_is_pending_while_any_of_its_messages_is(store: Store) -> None:
+    await _campaign_messages(store)  # care-a: a:0 and a:1 pending; care-b: b:1 claimed, still pending
+
+    def pending(tx: Transaction) -> list[bool]:
+        return [tx.outbox.campaign_pending(c) for c in ("care-a", "care-b", "care-z")]
+
+    assert await store.transaction(pending) == [True, True, False]
+
+    def send_the_rest_of_care_a(tx: Transaction) -> None:
+        entries = [tx.outbox.get(key) for key in ("a:0", "a:1")]
+        tx.outbox.record([attrs.evolve(e, status=DeliveryStatus.SENT, attempts=1, sent_at=NOW, next_attempt_at=None)
+                          for e in entries if e is not None])
+
+    await store.transaction(send_the_rest_of_care_a)
+    assert await store.transaction(pending) == [False, True, False]
 
 
 async def test_campaign_counts_count_possible_duplicates(store: Store) -> None:

@@ -335,3 +335,22 @@ async def test_an_opt_out_between_claim_and_send_wins_without_any_wait() -> None
     assert delivery.result is None and delivery.held_back is not None
     assert delivery.held_back.status is DeliveryStatus.SUPPRESSED
     assert [m.kind for m in w.sms.attempts] == []
+
+
+async def test_only_texts_to_a_number_whose_consent_changed_are_checked_again() -> None:
+    w = World()
+    messages = await members(w, 3)
+    deliverer = w.deliverer(Lane.BROADCAST)
+    lease, now = w.lease.lease(w.clock.now()), w.clock.now()
+    (first,) = await w.store.transaction(lambda tx: deliverer.claim(tx, lease, now, 1))
+    await deliverer.perform(first)  # the sender has read the consent history up to now
+    second, third = await w.store.transaction(lambda tx: deliverer.claim(tx, lease, now, 2))
+    await w.text("LOVE", "+14155559999")  # someone else joins
+    await w.text("STOP", messages[2].to.e164)
+    commits = w.store.commits
+
+    sent, held = await deliverer.perform(second), await deliverer.perform(third)
+
+    assert sent.result is not None and sent.result.accepted
+    assert held.held_back is not None and held.held_back.status is DeliveryStatus.SUPPRESSED
+    assert w.store.commits == commits + 1  # one read for the number that opted out, none for the other

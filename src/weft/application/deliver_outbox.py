@@ -54,25 +54,45 @@ class Claimed:
 
 
 class ConsentWatch:
-    """Whether any number's consent has changed since a given version, read at most every `seconds` however many
-    sends ask (one tiny query, shared by every sender), so an opt-out that lands while a text waits in the sender's
-    hands is seen before the text goes."""
+    """Which numbers' consent changed since a given version. The consent history past what was read last is read
+    at most every `seconds` however many sends ask, so an opt-out that lands while a text waits in the sender's
+    hands is seen before the text goes, and only texts to a number that changed are checked again."""
 
-    def __init__(self, views: Views, monotonic: Callable[[], float], seconds: float) -> None:
-        self._views, self._monotonic, self._seconds = views, monotonic, seconds
-        self._version, self._read_at = 0, float("-inf")
-        self._reading: asyncio.Future[int] | None = None
+    PAGE = 1000
 
-    async def changed_since(self, version: int) -> bool:
+    def __init__(self, views: Views, monotonic: Callable[[], float], seconds: float, remember: int = 10_000) -> None:
+        self._views, self._monotonic, self._seconds, self._remember = views, monotonic, seconds, remember
+        self._latest: dict[str, int] = {}
+        """Number -> version of its latest change read."""
+        self._seen: int | None = None
+        self._floor = 0
+        """Changes up to this version are not remembered: a text claimed before it is checked again."""
+        self._read_at = float("-inf")
+        self._reading: asyncio.Future[None] | None = None
+
+    async def changed_since(self, version: int, phone: str) -> bool:
         if self._monotonic() - self._read_at >= self._seconds:
             await self._refresh()
-        return self._version != version
+        return version < self._floor or self._latest.get(phone, 0) > version
 
     async def _refresh(self) -> None:
         if self._reading is None or self._reading.done():
-            self._reading = asyncio.ensure_future(self._views.consent_version())
+            self._reading = asyncio.ensure_future(self._read())
             self._read_at = self._monotonic()
-        self._version = await asyncio.shield(self._reading)
+        await asyncio.shield(self._reading)
+
+    async def _read(self) -> None:
+        if self._seen is None:  # the whole history before now is not needed: texts claimed earlier check again
+            self._seen = self._floor = await self._views.consent_version()
+            return
+        while changes := await self._views.consent_changes(self._seen, self.PAGE):
+            self._latest.update((phone, version) for version, phone in changes)
+            self._seen = changes[-1][0]
+            if len(changes) < self.PAGE:
+                break
+        if len(self._latest) > self._remember:
+            self._latest.clear()
+            self._floor = self._seen
 
 
 @attrs.frozen
@@ -139,7 +159,7 @@ class DeliverOutbox:
             possible_duplicate = found.state is Lookup.UNKNOWN
         await self._pacer.acquire(self._lane, sms_segments(message.text))
         stale = self._monotonic() - item.claimed_at > self._settings.stale_claim_seconds
-        if stale or await self._consent.changed_since(item.consent_version):
+        if stale or await self._consent.changed_since(item.consent_version, message.to.e164):
             held_back = await self._check_again(entry)
             if held_back is not None:
                 return Delivery(entry, self._clock.now(), held_back=held_back)
@@ -160,7 +180,7 @@ class DeliverOutbox:
             self._on_journey()
 
     async def _check_again(self, entry: OutboxEntry) -> OutboxEntry | None:
-        """Consent (and quiet hours) read again: some consent changed since the claim, or the text waited long."""
+        """Consent (and quiet hours) read again: its number's consent changed since the claim, or it waited long."""
         member = await self._store.transaction(lambda tx: tx.members.get(entry.message.to))
         return self._gate(entry, member, self._clock.now())
 

@@ -237,7 +237,9 @@ class RunCampaigns:
         campaign = tx.campaigns.get(campaign_id)
         if campaign is None or campaign.state is not CampaignState.SENDING:
             return
-        counts = tx.outbox.campaign_counts(campaign_id, now)
+        if tx.outbox.campaign_pending(campaign_id):
+            return
+        counts = tx.outbox.campaign_counts(campaign_id, now)  # once, for the audit entry
         if counts[DeliveryStatus.PENDING] == 0:
             campaign.finish(now)
             tx.campaigns.save(campaign)

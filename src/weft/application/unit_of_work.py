@@ -232,6 +232,10 @@ class Outbox(Protocol):
     def campaign_counts(self, campaign_id: str, now: datetime) -> CampaignCounts:
         ...
 
+    def campaign_pending(self, campaign_id: str) -> bool:
+        """Whether any message of the campaign is still pending (cheaper than counting them all)."""
+        ...
+
 
 class Campaigns(Protocol):
     def get(self, campaign_id: str) -> Campaign | None:

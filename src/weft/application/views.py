@@ -99,6 +99,11 @@ class Views(Protocol):
         """As Members.consent_version, read outside any transaction."""
         ...
 
+    async def consent_changes(self, after: int, limit: int) -> list[tuple[int, str]]:
+        """(version, E.164 number) of each consent change with a version above `after`, oldest first, at most
+        `limit`; the version of a change is what consent_version read once it was saved."""
+        ...
+
     async def care_candidates(self, after: str, limit: int) -> list[CareCandidate]:
         """Subscribers with a number above `after`, in number order, with their payments' statuses."""
         ...

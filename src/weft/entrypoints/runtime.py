@@ -38,11 +38,6 @@ from weft.entrypoints.scheduler import MonthlyScheduler
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL_SECONDS = 0.0005
-WAKE_NAMES = {
-    "outbox-priority": "outbox", "outbox-broadcast": "outbox", "payment-events": "payment-events",
-    "journeys": "journeys",
-    "cancellations": "cancellations", "campaigns": "campaigns",
-}
 
 
 class Runtime:
@@ -59,15 +54,11 @@ class Runtime:
             settings.time_zone,
         ) if (settings.scheduler if scheduler is None else scheduler) else None
 
-    @property
-    def workers(self) -> list[QueueWorker[Any, Any]]:
-        return self._workers
-
     def register(self) -> None:
         """Let the use cases wake these workers after their commits."""
         wakeups = self._container.wakeups()
         for worker in self._workers:
-            wakeups.register(WAKE_NAMES[worker.name], worker.wake)
+            wakeups.register(worker.name, worker.wake)
 
     async def start(self) -> None:
         self._switch_interval = sys.getswitchinterval()

@@ -82,6 +82,10 @@ class SqlOutbox:
     def campaign_counts(self, campaign_id: str, now: datetime) -> CampaignCounts:
         return campaign_counts(self._c, campaign_id, now)
 
+    def campaign_pending(self, campaign_id: str) -> bool:
+        pending = sa.exists().where(o.campaign_id == campaign_id, o.status == DeliveryStatus.PENDING.value)
+        return bool(self._c.execute(sa.select(pending)).scalar())
+
 
 def campaign_counts(c: sa.Connection, campaign_id: str, now: datetime) -> CampaignCounts:
     duplicates = sa.func.sum(sa.case((o.possible_duplicate, 1), else_=0))

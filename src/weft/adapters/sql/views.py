@@ -73,6 +73,11 @@ class SqlViews:
     async def consent_version(self) -> int:
         return await self._read(lambda c: int(c.execute(CONSENT_VERSION).scalar() or 0))
 
+    async def consent_changes(self, after: int, limit: int) -> list[tuple[int, str]]:
+        h = t.consent_history.c
+        query = sa.select(h.id, h.phone).where(h.id > after).order_by(h.id).limit(limit)
+        return await self._read(lambda c: [(row.id, row.phone) for row in c.execute(query)])
+
     async def care_candidates(self, after: str, limit: int) -> list[CareCandidate]:
         return await self._read(lambda c: _care_candidates(c, after, limit))
 
