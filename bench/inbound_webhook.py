@@ -197,13 +197,15 @@ async def bench_webhook(processes: Processes, ports: Ports, options: Options) ->
 
 async def run_processed(
     processes: Processes, port: int, make: Any, options: Any, names: list[str],
-    profile: Callable[[], subprocess.Popen[bytes] | None],
+    profile: Callable[[], subprocess.Popen[bytes] | None], answer: str = "processed",
 ) -> tuple[dict[str, Any], int]:
-    """Warm up, then measure webhooks answered "processed"; the summary and how many were sent in all."""
-    warmup = await loadgen.run(HOST, port, make, options.connections, options.warmup, marker=b'"processed"')
+    """Warm up, then measure webhooks answered `answer` (counted as `{answer}_total`); the summary and how many
+    were sent in all."""
+    marker = f'"{answer}"'.encode()
+    warmup = await loadgen.run(HOST, port, make, options.connections, options.warmup, marker=marker)
     profiler = profile()
     result, cpu = await measured(processes, names, lambda: loadgen.run(
-        HOST, port, make, options.connections, options.duration, marker=b'"processed"'))
+        HOST, port, make, options.connections, options.duration, marker=marker))
     stop_profiler(profiler)
     sent = warmup.requests + result.requests
     outcome = {
@@ -211,7 +213,7 @@ async def run_processed(
         "cpu_seconds": cpu,
         "warmup_requests": warmup.requests,
         "non_2xx_total": warmup.non_2xx + result.non_2xx,
-        "processed_total": warmup.marked + result.marked,
+        f"{answer}_total": warmup.marked + result.marked,
         "error_samples": warmup.error_samples + result.error_samples,
     }
     return outcome, sent

@@ -47,7 +47,7 @@ from inbound_webhook import (
     free_port,
     measured,
     run_event_loop,
-    stop_profiler,
+    run_processed,
     summary,
     wait_ready,
     weft_serve,
@@ -160,20 +160,8 @@ async def bench_webhook(processes: Processes, ports: Ports, options: Options) ->
     """The webhook run's summary and how many events were sent in all (warm-up included)."""
     make = SignedCompletions(ports.weft)
     check_numbers(upto=200_000)
-    warmup = await loadgen.run(HOST, ports.weft, make, options.connections, options.warmup, marker=b'"received"')
-    profiler = start_profiler(processes, options)
-    result, cpu = await measured(processes, [WEFT, STRIPE], lambda: loadgen.run(
-        HOST, ports.weft, make, options.connections, options.duration, marker=b'"received"'))
-    stop_profiler(profiler)
-    outcome = {
-        **summary(result),
-        "cpu_seconds": cpu,
-        "warmup_requests": warmup.requests,
-        "non_2xx_total": warmup.non_2xx + result.non_2xx,
-        "received_total": warmup.marked + result.marked,
-        "error_samples": warmup.error_samples + result.error_samples,
-    }
-    return outcome, warmup.requests + result.requests
+    return await run_processed(processes, ports.weft, make, options, [WEFT, STRIPE],
+                               lambda: start_profiler(processes, options), answer="received")
 
 
 def start_profiler(processes: Processes, options: Options) -> subprocess.Popen[bytes] | None:
