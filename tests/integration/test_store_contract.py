@@ -993,6 +993,20 @@ async def test_sent_counts_accumulate_per_day(store: Store) -> None:
     assert counts == [5, 1, 0]
 
 
+async def test_a_batch_larger_than_one_statement_is_queued_and_recorded_whole(store: Store) -> None:
+    batch = [(care(f"c:{n}"), NOW) for n in range(1203)]
+    assert await store.transaction(lambda tx: tx.outbox.enqueue_many(batch, NOW)) == 1203
+    assert await store.transaction(lambda tx: tx.outbox.enqueue_many(batch[1000:] + [(care("c:new"), NOW)], NOW)) == 1
+    claimed = await claim_outbox(store, A, NOW, Lane.BROADCAST, limit=2000)
+    await record(store, *(attrs.evolve(e, status=DeliveryStatus.SENT, attempts=1, sent_at=later(1),
+                                       next_attempt_at=None, provider_id=f"p-{e.message.id}") for e in claimed))
+    assert len(claimed) == 1204
+    assert await outbox_entry(store, "c:1202") == attrs.evolve(
+        next(e for e in claimed if e.message.id == "c:1202"), status=DeliveryStatus.SENT, attempts=1,
+        sent_at=later(1), next_attempt_at=None, provider_id="p-c:1202")
+    assert await claim_outbox(store, B, later(10**6), Lane.BROADCAST, limit=2000) == []
+
+
 async def test_claimed_counts_what_one_owner_holds_in_one_lane_until_recorded(store: Store) -> None:
     await store.transaction(lambda tx: tx.outbox.enqueue_many(
         [(care("a"), NOW), (care("b"), NOW), (care("c"), NOW), (sms("reply:1"), NOW)], NOW))

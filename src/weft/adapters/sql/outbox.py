@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,6 @@ o = t.outbox.c
 
 _OUTCOME = ("status", "attempts", "next_attempt_at", "provider_id", "error", "sent_at", "first_attempt_at", "in_doubt",
             "possible_duplicate")
-_CASTS = {"INTEGER": "INTEGER", "BOOLEAN": "BOOLEAN", "DATETIME": "TIMESTAMP"}
 _GET = sa.select(t.outbox).where(o.id == sa.bindparam("key"))
 _COUNT_SENT = sa.select(t.sms_daily_counts.c.sent).where(t.sms_daily_counts.c.day == sa.bindparam("day"))
 _REDO = (DeliveryStatus.FAILED.value, DeliveryStatus.EXPIRED.value)
@@ -58,8 +57,8 @@ class SqlOutbox:
 
     def record(self, entries: Sequence[OutboxEntry]) -> None:
         for start in range(0, len(entries), _RECORD_CHUNK):
-            chunk = entries[start:start + _RECORD_CHUNK]
-            self._c.exec_driver_sql(self._statements.record(len(chunk)), self._statements.outcome_params(chunk))
+            sql, params = self._statements.record_rows(entries[start:start + _RECORD_CHUNK])
+            self._c.exec_driver_sql(sql, params)
 
     def requeue(self, key: str, now: datetime) -> OutboxEntry | None:
         again = t.outbox.update().where(o.id == key, o.status.in_(_REDO)).values(
@@ -102,58 +101,66 @@ def campaign_counts(c: sa.Connection, campaign_id: str, now: datetime) -> Campai
 
 
 _RECORD_CHUNK = 500
-_PLAIN = sa.engine.default.DefaultDialect()
 
 
 class _Statements:
+    """The outbox's batch statements: one statement per batch. On SQLite, a multi-row VALUES list (its driver then
+    lets go of the GIL once per batch, not once per row); on PostgreSQL, one array per column unnested (short SQL
+    of one shape: psycopg parses a statement's placeholders on every execution unless it has seen its text
+    before, and a 500-row VALUES list is too long for its cache)."""
+
     def __init__(self, dialect: sa.Dialect) -> None:
         insert = dialect_insert(dialect.name)
         counts = insert(t.sms_daily_counts)
         self.add_sent = counts.on_conflict_do_update(
             index_elements=["day"], set_={"sent": t.sms_daily_counts.c.sent + counts.excluded.sent})
         self._postgres = dialect.name == "postgresql"
-        self._placeholder = "%s" if self._postgres else "?"
         self._to_db = {c.name: c.type._cached_bind_processor(dialect) for c in t.outbox.c}
-        self._record: dict[int, str] = {}
-        self._enqueue: dict[int, str] = {}
+        # Arrays of the base type (VARCHAR, not VARCHAR(64)): an explicit cast to a length would truncate silently.
+        self._types = {c.name: c.type.compile(dialect=dialect).split("(")[0] for c in t.outbox.c}
+        self._sql: dict[tuple[str, int], str] = {}
 
-    def enqueue_rows(self, rows: Sequence[dict[str, Any]]) -> tuple[str, tuple[Any, ...]]:
-        """One multi-row INSERT ... ON CONFLICT DO NOTHING, its SQL built once per batch size."""
+    def enqueue_rows(self, rows: Sequence[dict[str, Any]]) -> tuple[str, Any]:
+        """One INSERT ... ON CONFLICT DO NOTHING for the rows (all with the same keys)."""
         names = list(rows[0])
-        if len(rows) not in self._enqueue:
-            row = "(" + ", ".join(self._value(name) for name in names) + ")"
-            self._enqueue[len(rows)] = (f"INSERT INTO outbox ({', '.join(names)}) VALUES {', '.join([row] * len(rows))}"
-                                        f" ON CONFLICT (id) DO NOTHING")
-        return self._enqueue[len(rows)], tuple(self._db(name, row[name]) for row in rows for name in names)
+        values = [[self._db(name, row[name]) for name in names] for row in rows]
+        source = self._source(names, len(rows))
+        sql = self._cached("enqueue", len(rows), lambda: (
+            f"INSERT INTO outbox ({', '.join(names)}) {source} ON CONFLICT (id) DO NOTHING"))
+        return sql, self._params(values)
 
-    def record(self, rows: int) -> str:
-        """One UPDATE ... FROM (VALUES ...) for a batch of outcomes: one statement, so the SQLite driver lets go of
-        the GIL once per batch rather than once per row (the event loop then keeps it for up to 5 ms each time)."""
-        if rows not in self._record:
-            row = "(" + ", ".join(self._value(name) for name in ("id", *_OUTCOME)) + ")"
-            sets = ", ".join(f"{name} = v.{name}" for name in _OUTCOME)
-            self._record[rows] = (
-                f"WITH v (id, {', '.join(_OUTCOME)}) AS (VALUES {', '.join([row] * rows)}) "
-                f"UPDATE outbox SET {sets}, claimed_by = NULL FROM v WHERE outbox.id = v.id"
-            )
-        return self._record[rows]
+    def record_rows(self, entries: Sequence[OutboxEntry]) -> tuple[str, Any]:
+        """One UPDATE ... FROM for a batch of outcomes, releasing their claims."""
+        names = ["id", *_OUTCOME]
+        values = [[e.message.id, *(self._db(name, value) for name, value in zip(_OUTCOME, (
+            e.status.value, e.attempts, e.next_attempt_at, e.provider_id, e.error, e.sent_at, e.first_attempt_at,
+            e.in_doubt, e.possible_duplicate), strict=True))] for e in entries]
+        source = self._source(names, len(entries))
+        sets = ", ".join(f"{name} = v.{name}" for name in _OUTCOME)
+        sql = self._cached("record", len(entries), lambda: (
+            f"WITH v ({', '.join(names)}) AS ({source}) "
+            f"UPDATE outbox SET {sets}, claimed_by = NULL FROM v WHERE outbox.id = v.id"))
+        return sql, self._params(values)
 
-    def outcome_params(self, entries: Sequence[OutboxEntry]) -> tuple[Any, ...]:
-        params: list[Any] = []
-        for e in entries:
-            params.append(e.message.id)
-            values = (e.status.value, e.attempts, e.next_attempt_at, e.provider_id, e.error, e.sent_at,
-                      e.first_attempt_at, e.in_doubt, e.possible_duplicate)
-            params.extend(self._db(name, value) for name, value in zip(_OUTCOME, values, strict=True))
-        return tuple(params)
+    def _source(self, names: Sequence[str], rows: int) -> str:
+        if self._postgres:
+            return "SELECT * FROM unnest(" + ", ".join(f"%s::{self._types[name]}[]" for name in names) + ")"
+        return "VALUES " + ", ".join(["(" + ", ".join("?" * len(names)) + ")"] * rows)
+
+    def _cached(self, kind: str, rows: int, build: Callable[[], str]) -> str:
+        key = (kind, 0 if self._postgres else rows)
+        if key not in self._sql:
+            self._sql[key] = build()
+        return self._sql[key]
+
+    def _params(self, values: list[list[Any]]) -> tuple[Any, ...]:
+        if self._postgres:
+            return tuple(list(column) for column in zip(*values, strict=True))
+        return tuple(value for row in values for value in row)
 
     def _db(self, name: str, value: Any) -> Any:
         to_db = self._to_db[name]
         return value if to_db is None else to_db(value)
-
-    def _value(self, name: str) -> str:
-        cast = _CASTS.get(o[name].type.compile(_PLAIN).split("(")[0])
-        return f"CAST({self._placeholder} AS {cast})" if self._postgres and cast else self._placeholder
 
 
 _BY_DIALECT: dict[str, _Statements] = {}
