@@ -344,6 +344,26 @@ def test_invalid_sender_phone_is_malformed_with_the_reason() -> None:
         parse_json(event)
 
 
+@pytest.mark.parametrize("sender", ["+19995550123", "+447700900123"])
+def test_an_e164_sender_is_taken_as_delivered_even_where_the_numbering_plan_does_not_know_it(sender: str) -> None:
+    # The carrier delivered a text from it; refusing it on stale numbering-plan metadata would lose it (a STOP too).
+    event = fixture_json("channels_sms_inbound.json")
+    event["payload"]["sender"]["contact"]["identifierValue"] = f" {sender} "
+    sms = parse_json(event)
+    assert sms is not None and sms.sender == PhoneNumber(sender)
+
+
+@pytest.mark.parametrize("sender", ["+1 415 555 0123", "(415) 555-0123", "4155550123"])
+def test_a_sender_in_any_other_form_is_parsed_and_validated(sender: str) -> None:
+    event = fixture_json("channels_sms_inbound.json")
+    event["payload"]["sender"]["contact"]["identifierValue"] = sender
+    sms = parse_json(event)
+    assert sms is not None and sms.sender == PhoneNumber("+14155550123")
+    event["payload"]["sender"]["contact"]["identifierValue"] = "(999) 555-0123"
+    with pytest.raises(MalformedWebhook, match="not a valid number"):
+        parse_json(event)
+
+
 def test_body_that_is_not_json_is_malformed() -> None:
     with pytest.raises(MalformedWebhook, match="not valid JSON"):
         parse_bird_payload(b"{not json", "application/json", {}, None)

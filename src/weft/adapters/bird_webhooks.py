@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 from weft.adapters.bird_signatures import verify_bird_signature
 from weft.adapters.json_bodies import load_object
-from weft.application.phone_numbers import normalise_phone
+from weft.application.phone_numbers import sender_phone
 from weft.domain.errors import InvalidPhoneNumber, MalformedWebhook
 from weft.domain.messages import InboundSms
 from weft.domain.phone import PhoneNumber
@@ -223,12 +223,13 @@ def _optional(root: Any, path: str) -> str | None:
 
 
 def _phone(root: Any, path: str, region: str, international: bool = False) -> PhoneNumber:
-    """The validated phone at path; international numbers arrive as bare digits and get their '+' back."""
+    """The sender's phone at path (see sender_phone); international numbers arrive as bare digits and get
+    their '+' back."""
     raw = _required(root, path).strip()
     if international and not raw.startswith("+"):
         raw = "+" + raw
     try:
-        return normalise_phone(raw, region)
+        return sender_phone(raw, region)
     except InvalidPhoneNumber as exc:
         raise MalformedWebhook(f"{path}: {exc}") from exc
 

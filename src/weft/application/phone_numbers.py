@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from phonenumbers import timezone
 
@@ -19,6 +21,19 @@ def normalise_phone(raw: str, default_region: str = "US") -> PhoneNumber:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhoneNumber(f"phone number {text!r} is not a valid number")
     return PhoneNumber(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def sender_phone(raw: str, default_region: str = "US") -> PhoneNumber:
+    """The number a provider says a text came from. An E.164 number is taken as it is: the carrier has just
+    delivered a text from it, and refusing it because the numbering plan's metadata lags a newly opened range
+    would lose that text, a STOP among them. Any other form is parsed and validated as `normalise_phone` does."""
+    text = raw.strip()
+    if _E164.fullmatch(text):
+        return PhoneNumber(text)
+    return normalise_phone(text, default_region)
 
 
 def time_zones(phone: PhoneNumber, fallback: str) -> tuple[str, ...]:
