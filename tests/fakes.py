@@ -196,6 +196,8 @@ class FakePaymentGateway:
 @attrs.define
 class _State:
     inbound: dict[str, tuple[InboundSms, datetime]] = attrs.field(factory=dict)
+    unapplied: set[str] = attrs.field(factory=set)
+    inbound_errors: dict[str, str] = attrs.field(factory=dict)
     subscribers: dict[str, Subscriber] = attrs.field(factory=dict)
     history: list[tuple[str, ConsentChange]] = attrs.field(factory=list)
     outbox: dict[str, OutboxEntry] = attrs.field(factory=dict)
@@ -267,7 +269,7 @@ class _Members:
     def get(self, phone: PhoneNumber) -> Subscriber | None:
         return copy.deepcopy(self.state.subscribers.get(phone.e164))
 
-    def get_many(self, phones: Collection[PhoneNumber]) -> dict[str, Subscriber]:
+    def get_many(self, phones: Collection[PhoneNumber], for_update: bool = False) -> dict[str, Subscriber]:
         return {p.e164: copy.deepcopy(self.state.subscribers[p.e164]) for p in phones
                 if p.e164 in self.state.subscribers}
 
@@ -279,6 +281,10 @@ class _Members:
         subscriber.changes.clear()
         self.state.subscribers[subscriber.phone.e164] = copy.deepcopy(subscriber)
 
+    def save_many(self, subscribers: Sequence[Subscriber]) -> None:
+        for subscriber in subscribers:
+            self.save(subscriber)
+
 
 class _Inbound:
     def __init__(self, state: _State) -> None:
@@ -288,7 +294,19 @@ class _Inbound:
         if message.provider_id in self.state.inbound:
             return False
         self.state.inbound[message.provider_id] = (message, at)
+        self.state.unapplied.add(message.provider_id)
         return True
+
+    def pending(self, phone: PhoneNumber | None = None, limit: int | None = None) -> list[InboundSms]:
+        found = sorted(
+            ((at, key) for key in self.state.unapplied
+             for message, at in [self.state.inbound[key]] if phone is None or message.sender == phone),
+        )
+        return [attrs.evolve(self.state.inbound[key][0], received_at=at) for at, key in found[:limit]]
+
+    def mark_processed(self, provider_ids: Sequence[str], at: datetime, error: str | None = None) -> None:
+        self.state.unapplied.difference_update(provider_ids)
+        self.state.inbound_errors.update((key, error) for key in provider_ids if error is not None)
 
 
 class _Payments:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import timedelta
-from typing import Any
 
 import httpx
 from dependency_injector import containers, providers
@@ -22,17 +21,23 @@ from weft.adapters.system import SystemClock, new_id
 from weft.adapters.test_mode_payments import TestModePaymentGateway
 from weft.application.cancel_subscriptions import CancelSubscriptions
 from weft.application.deliver_outbox import DeliverOutbox, SendSettings
-from weft.application.handle_inbound_sms import HandleInboundSms, KeywordSettings
+from weft.application.handle_inbound_sms import (
+    ApplyKeywords,
+    HandleInboundSms,
+    InboundWakeups,
+    KeywordSettings,
+    ProcessInboundSms,
+)
 from weft.application.handle_payment_event import HandlePaymentEvent
 from weft.application.link_tokens import LinkTokens
 from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
-from weft.application.pacing import Pacer, RateLimit
+from weft.application.pacing import Foreground, Pacer, RateLimit
 from weft.application.process_payment_events import ProcessPaymentEvents
 from weft.application.receive_payment_event import ReceivePaymentEvent
 from weft.application.replies import Replies
 from weft.application.run_journeys import JourneyPolicy, RetryJourney, RunJourneys
 from weft.application.start_checkout import CheckoutSettings, StartCheckout
-from weft.application.work_queue import LeaseSettings, QueueWorker, RetryPolicy, Wakeups
+from weft.application.work_queue import BackgroundLoop, LeaseSettings, QueueWorker, RetryPolicy, StepWorker, Wakeups
 from weft.config import Settings, quiet_hours
 from weft.domain.messages import Lane
 from weft.domain.tiers import AmountBounds
@@ -121,6 +126,7 @@ class Container(containers.DeclarativeContainer):
     views = providers.Singleton(SqlViews, engine, clock)
     wakeups = providers.Singleton(Wakeups)
     worker_poll_seconds = providers.Object(1.0)
+    foreground = providers.Singleton(Foreground)
     lease_settings = providers.Singleton(LeaseSettings, owner=providers.Callable(new_id),
                                          seconds=settings.provided.lease_seconds)
     replies = providers.Singleton(
@@ -145,25 +151,25 @@ class Container(containers.DeclarativeContainer):
     )
     send_concurrency = providers.Object(8)
     priority_worker = providers.Singleton(QueueWorker, deliver_priority, store, clock, lease_settings,
-                                          send_concurrency, worker_poll_seconds)
+                                          send_concurrency, worker_poll_seconds, foreground=foreground)
     broadcast_worker = providers.Singleton(QueueWorker, deliver_broadcast, store, clock, lease_settings,
-                                           send_concurrency, worker_poll_seconds)
+                                           send_concurrency, worker_poll_seconds, foreground=foreground)
 
     journey_policy = providers.Singleton(JourneyPolicy)
     run_journeys = providers.Singleton(RunJourneys, email, store, clock, replies, journey_policy,
                                        on_queued=wakeups.provided.caller.call("outbox-priority"))
     journey_worker = providers.Singleton(QueueWorker, run_journeys, store, clock, lease_settings, 1,
-                                         worker_poll_seconds)
+                                         worker_poll_seconds, foreground=foreground)
     cancellation_retry = providers.Singleton(RetryPolicy, lifetime=timedelta(days=7))
     cancel_subscriptions = providers.Singleton(CancelSubscriptions, payment_gateway, clock, cancellation_retry)
     cancellation_worker = providers.Singleton(QueueWorker, cancel_subscriptions, store, clock, lease_settings, 1,
-                                              worker_poll_seconds)
+                                              worker_poll_seconds, foreground=foreground)
 
     care_settings = providers.Singleton(_care_settings, settings)
     run_campaigns = providers.Singleton(RunCampaigns, store, views, clock, care_settings,
                                         on_queued=wakeups.provided.caller.call("outbox-broadcast"))
     campaign_worker = providers.Singleton(QueueWorker, run_campaigns, store, clock, lease_settings, 1,
-                                          worker_poll_seconds)
+                                          worker_poll_seconds, foreground=foreground)
     start_monthly_care = providers.Singleton(StartMonthlyCare, store, views, clock, care_settings,
                                              on_started=wakeups.provided.caller.call("campaigns"))
     preview_monthly_care = providers.Singleton(PreviewMonthlyCare, views, clock, care_settings)
@@ -173,10 +179,17 @@ class Container(containers.DeclarativeContainer):
         join_words=settings.provided.join_words,
         provider_sends_keyword_replies=settings.provided.provider_sends_keyword_replies,
     )
-    handle_inbound_sms = providers.Singleton(
-        HandleInboundSms, store, clock, replies, keyword_settings, links=link_tokens,
-        on_queued=wakeups.provided.caller.call("outbox-priority", "cancellations"),
+    apply_keywords = providers.Singleton(ApplyKeywords, replies, keyword_settings, links=link_tokens)
+    inbound_wakeups = providers.Singleton(
+        InboundWakeups,
+        received=wakeups.provided.caller.call("inbound"),
+        queued=wakeups.provided.caller.call("outbox-priority"),
+        cancelling=wakeups.provided.caller.call("cancellations"),
     )
+    handle_inbound_sms = providers.Singleton(HandleInboundSms, store, clock, apply_keywords, inbound_wakeups)
+    process_inbound_sms = providers.Singleton(ProcessInboundSms, store, clock, apply_keywords, inbound_wakeups)
+    inbound_worker = providers.Singleton(StepWorker, "inbound", process_inbound_sms, worker_poll_seconds,
+                                         foreground=foreground)
     checkout_settings = providers.Singleton(
         CheckoutSettings,
         public_url=settings.provided.public_url,
@@ -199,13 +212,14 @@ class Container(containers.DeclarativeContainer):
     process_payment_events = providers.Singleton(ProcessPaymentEvents, handle_payment_event, clock,
                                                  payment_event_retry)
     payment_event_worker = providers.Singleton(QueueWorker, process_payment_events, store, clock, lease_settings,
-                                               4, worker_poll_seconds)
+                                               4, worker_poll_seconds, foreground=foreground)
     retry_journey = providers.Singleton(RetryJourney, store, clock,
                                         on_queued=wakeups.provided.caller.call("journeys", "outbox-priority"))
 
 
 
-def background_workers(container: Container) -> list[QueueWorker[Any, Any]]:
-    """Every queue worker, most urgent first; each registered under its wake-up names."""
-    return [container.priority_worker(), container.broadcast_worker(), container.payment_event_worker(),
-            container.journey_worker(), container.cancellation_worker(), container.campaign_worker()]
+def background_workers(container: Container) -> list[BackgroundLoop]:
+    """Every background worker, most urgent first; each registered under its wake-up names."""
+    return [container.inbound_worker(), container.priority_worker(), container.broadcast_worker(),
+            container.payment_event_worker(), container.journey_worker(), container.cancellation_worker(),
+            container.campaign_worker()]

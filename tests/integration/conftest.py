@@ -120,6 +120,10 @@ class RunningApp:
                 raise AssertionError("condition not reached in time")
             time.sleep(0.02)
 
+    def message_statuses(self) -> list[str]:
+        """The outbox's messages' delivery states, newest first (none until a reply is queued)."""
+        return [m["status"] for m in self.admin("/api/admin/messages").json()["messages"]]
+
     def stop(self) -> None:
         self.client.close()
         self.server.should_exit = True

@@ -39,6 +39,13 @@ def subscriber(app: RunningApp, phone: str = PHONE) -> dict[str, Any]:
     return dict(response.json())
 
 
+def applied(app: RunningApp, phone: str = PHONE) -> dict[str, Any]:
+    """The subscriber once the inbound worker has applied every text stored from that number."""
+    app.wait_for(lambda: app.admin(f"/api/admin/subscribers/{phone}").status_code == 200
+                 and all(m["processed_at"] for m in subscriber(app, phone)["inbound"]))
+    return subscriber(app, phone)
+
+
 def test_signed_stop_from_the_reference_vector_opts_out_and_is_confirmed_through_bird(
     app: RunningApp, bird: LoopbackBird
 ) -> None:
@@ -123,8 +130,9 @@ def test_the_platform_api_standard_webhooks_vector_is_accepted(settings: Setting
 ])
 def test_every_bird_json_format_is_recorded(app: RunningApp, fixture: str, last_message: str) -> None:
     response = post_signed(app, fixture_bytes(fixture))
-    assert response.json() == {"status": "processed"}
-    assert subscriber(app)["last_message"] == last_message
+    # An opt-out is applied before the answer; any other text is stored and applied by the inbound worker.
+    assert response.json() == {"status": "processed" if last_message == "STOP" else "received"}
+    assert applied(app)["last_message"] == last_message
 
 
 def test_a_conversation_event_is_answered_in_that_conversation(app: RunningApp, bird: LoopbackBird) -> None:
@@ -142,8 +150,8 @@ def test_a_legacy_get_callback_is_processed(app: RunningApp, bird: LoopbackBird)
     query = fixture_bytes("bird/legacy_vmn_callback.query.txt").decode().replace("body=STOP", "body=LOVE")
     path = f"{WEBHOOK}?{query}"
     response = app.client.get(path, headers=channels_headers(SIGNING_KEY, PUBLIC_URL + path, b""))
-    assert response.json() == {"status": "processed"}
-    assert subscriber(app)["consent"] == "subscribed"
+    assert response.json() == {"status": "received"}
+    assert applied(app)["consent"] == "subscribed"
 
 
 def test_a_legacy_form_post_is_processed(app: RunningApp) -> None:
@@ -184,7 +192,7 @@ def test_an_invalid_phone_number_gets_a_400(app: RunningApp) -> None:
 
 def test_a_redelivery_is_processed_once(app: RunningApp, bird: LoopbackBird) -> None:
     body = channels_body("LOVE", "same-id")
-    assert post_signed(app, body).json() == {"status": "processed"}
+    assert post_signed(app, body).json() == {"status": "received"}
     assert post_signed(app, body).json() == {"status": "duplicate"}
     app.wait_for(lambda: len(bird.sent()) == 1)
     assert len(subscriber(app)["inbound"]) == 1
@@ -205,7 +213,7 @@ def test_concurrent_duplicates_are_processed_once(app: RunningApp, bird: Loopbac
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(statuses) == ["duplicate"] * 7 + ["processed"]
+    assert sorted(statuses) == ["duplicate"] * 7 + ["received"]
     app.wait_for(lambda: len(bird.sent()) == 1)
     assert len(app.admin("/api/admin/messages").json()["messages"]) == 1
 
@@ -215,7 +223,7 @@ def test_bird_429_then_503_is_retried_until_it_is_accepted_and_the_429_costs_no_
 ) -> None:
     bird.answer_next(Canned(429, {"error": "rate"}, {"retry-after": "0"}), Canned(503, {"error": "down"}))
     text_in(app, "LOVE", "m1")
-    app.wait_for(lambda: app.admin("/api/admin/messages").json()["messages"][0]["status"] == "sent")
+    app.wait_for(lambda: app.message_statuses() == ["sent"])
     (message,) = app.admin("/api/admin/messages").json()["messages"]
     assert message["attempts"] == 2
     assert message["provider_id"] == "bird-msg-3"
@@ -225,7 +233,7 @@ def test_bird_429_then_503_is_retried_until_it_is_accepted_and_the_429_costs_no_
 def test_a_permanent_bird_error_is_recorded_and_not_retried(app: RunningApp, bird: LoopbackBird) -> None:
     bird.answer_next(Canned(422, {"code": "InvalidPayload", "message": "receiver invalid"}))
     text_in(app, "LOVE", "m1")
-    app.wait_for(lambda: app.admin("/api/admin/messages").json()["messages"][0]["status"] == "failed")
+    app.wait_for(lambda: app.message_statuses() == ["failed"])
     (message,) = app.admin("/api/admin/messages").json()["messages"]
     assert "422" in message["error"] and "receiver invalid" in message["error"]
     assert len(bird.sent()) == 1

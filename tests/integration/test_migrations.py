@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from weft.adapters.sql.schema import metadata
 
 # Naive UTC, as the columns store it.
 AT = datetime(2026, 10, 3, 9, 30)
+AT_UTC = AT.replace(tzinfo=UTC)
 PHONE = "+14155550123"
 FAILED = "journey-failed"
 CLEAN = "journey-clean"
@@ -88,6 +89,8 @@ OUTBOX = {
     "channel_id": "ch-default", "status": "sent", "attempts": 1, "next_attempt_at": None, "provider_id": "bird-out-1",
     "error": None, "created_at": AT, "sent_at": AT,
 }
+INBOUND = {"provider_id": "bird-in-1", "phone": PHONE, "text": "JOIN", "conversation_id": "conv-1",
+           "channel_id": "ch-default", "received_at": AT}
 PAYMENTS = [
     {
         "id": f"pay-{n}", "phone": PHONE, "email": "ada@example.com", "tier": "supporter", "amount_cents": 1500,
@@ -122,6 +125,7 @@ def _database_at(engine: sa.Engine, start: str) -> None:
     with engine.begin() as connection:
         connection.execute(sa.insert(_table(connection, "subscribers")), [_subscriber(revision)])
         connection.execute(sa.insert(_table(connection, "outbox")), [OUTBOX])
+        connection.execute(sa.insert(_table(connection, "inbound_messages")), [INBOUND])
         if revision == "0001":
             return
         connection.execute(sa.insert(_table(connection, "payments")), PAYMENTS)
@@ -187,6 +191,9 @@ def test_a_database_at_an_earlier_revision_migrates_to_head_with_its_rows_intact
     assert [(o["id"], o["text"], o["status"], o["attempts"]) for o in outbox] == [
         ("out-1", "Welcome to weft!", "sent", 1)
     ]
+    # Texts stored before the inbound worker existed were applied when they arrived: none waits to be applied.
+    inbound = _rows(engine, t["inbound_messages"])
+    assert [(m["provider_id"], m["processed_at"], m["error"]) for m in inbound] == [("bird-in-1", AT_UTC, None)]
     payments = _rows(engine, t["payments"], t["payments"].c.id)
     journeys = _rows(engine, t["journeys"], t["journeys"].c.id)
     if start == "0001":

@@ -377,6 +377,41 @@ async def test_an_inbound_message_is_recorded_once_per_provider_id(store: Store)
     assert await store.transaction(lambda tx: tx.inbound.record(InboundSms("bird-2", PHONE, "HELP"), NOW)) is True
 
 
+async def test_stored_texts_wait_oldest_first_until_marked_processed(store: Store) -> None:
+    # Ids against the order of arrival: only the time orders them; a redelivery does not wait twice.
+    arrivals = [("c", PHONE, "JOIN", NOW), ("b", OTHER_PHONE, "HELP", later(1)), ("a", PHONE, "STOP", later(2))]
+    for key, phone, text, at in arrivals:
+        message = InboundSms(key, phone, text, conversation_id=f"conv-{key}", channel_id="ch-1")
+        await store.transaction(lambda tx, m=message, at=at: tx.inbound.record(m, at))
+    await store.transaction(lambda tx: tx.inbound.record(InboundSms("c", PHONE, "JOIN"), later(3)))
+
+    waiting = await store.transaction(lambda tx: tx.inbound.pending())
+    assert waiting == [InboundSms(key, phone, text, conversation_id=f"conv-{key}", channel_id="ch-1",
+                                  received_at=at) for key, phone, text, at in arrivals]
+    assert [m.provider_id for m in await store.transaction(lambda tx: tx.inbound.pending(limit=2))] == ["c", "b"]
+    assert [m.provider_id for m in await store.transaction(lambda tx: tx.inbound.pending(PHONE))] == ["c", "a"]
+
+    await store.transaction(lambda tx: tx.inbound.mark_processed(["c", "b"], later(4)))
+    assert [m.provider_id for m in await store.transaction(lambda tx: tx.inbound.pending())] == ["a"]
+    await store.transaction(lambda tx: tx.inbound.mark_processed(["a"], later(5), error="RuntimeError('bug')"))
+    assert await store.transaction(lambda tx: tx.inbound.pending()) == []
+    assert await store.transaction(lambda tx: tx.inbound.mark_processed([], later(6))) is None
+
+
+async def test_members_are_saved_many_at_once_with_their_consent_changes(store: Store, views: Views) -> None:
+    first, second = subscriber(PHONE), subscriber(OTHER_PHONE, email="bo@example.org")
+    first.opt_in(later(1), "in-1")
+    second.opt_out(later(2), "in-2")
+    await store.transaction(lambda tx: tx.members.save_many([first, second]))
+    await store.transaction(lambda tx: tx.members.save_many([]))
+
+    assert (first.changes, second.changes) == ([], [])
+    found = await store.transaction(lambda tx: tx.members.get_many([PHONE, OTHER_PHONE], for_update=True))
+    assert found == {PHONE.e164: first, OTHER_PHONE.e164: second}
+    assert _history(await views.subscriber_detail(PHONE)) == [(Consent.SUBSCRIBED, later(1), "in-1", "keyword")]
+    assert _history(await views.subscriber_detail(OTHER_PHONE)) == [(Consent.OPTED_OUT, later(2), "in-2", "keyword")]
+
+
 async def test_a_provider_event_is_recorded_once(store: Store) -> None:
     assert await store.transaction(lambda tx: tx.events.record("evt_1", NOW)) is True
     assert await store.transaction(lambda tx: tx.events.record("evt_1", later(1))) is False

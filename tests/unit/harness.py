@@ -15,7 +15,13 @@ from tests.fakes import (
 )
 from weft.application.cancel_subscriptions import CancelSubscriptions
 from weft.application.deliver_outbox import DeliverOutbox, SendSettings
-from weft.application.handle_inbound_sms import HandleInboundSms, KeywordSettings
+from weft.application.handle_inbound_sms import (
+    ApplyKeywords,
+    HandleInboundSms,
+    InboundWakeups,
+    KeywordSettings,
+    ProcessInboundSms,
+)
 from weft.application.handle_payment_event import EventOutcome, HandlePaymentEvent
 from weft.application.link_tokens import LinkTokens
 from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
@@ -26,7 +32,7 @@ from weft.application.receive_payment_event import ReceivePaymentEvent
 from weft.application.replies import Replies
 from weft.application.run_journeys import JourneyPolicy, RetryJourney, RunJourneys
 from weft.application.start_checkout import CheckoutForm, CheckoutResult, CheckoutSettings, StartCheckout
-from weft.application.work_queue import LeaseSettings, QueueWorker, RetryPolicy
+from weft.application.work_queue import LeaseSettings, QueueWorker, RetryPolicy, StepWorker
 from weft.domain.errors import PaymentProviderError
 from weft.domain.messages import InboundSms, Lane
 from weft.domain.phone import PhoneNumber
@@ -63,7 +69,10 @@ class World:
         self.handle_event = HandlePaymentEvent(self.store, self.gateway, self.clock, self.ids, self.replies)
         self.retry_journey = RetryJourney(self.store, self.clock)
         self.receive_event = ReceivePaymentEvent(self.store, self.clock)
-        self.inbound = HandleInboundSms(self.store, self.clock, self.replies, KeywordSettings(), self.links)
+        keywords = ApplyKeywords(self.replies, KeywordSettings(), self.links)
+        self.inbound = HandleInboundSms(self.store, self.clock, keywords, InboundWakeups())
+        self.inbound_worker = StepWorker("inbound", ProcessInboundSms(self.store, self.clock, keywords,
+                                                                      InboundWakeups()))
         self.pacer = Pacer(rate, monotonic=self.clock.monotonic, sleep=self.clock.sleep)
         self.sms_retry = RetryPolicy(base_delay=2, max_delay=300, lifetime=sms_lifetime)
         self.send_settings = send_settings or SendSettings(quiet_hours=QuietHours.none(), consent_poll_seconds=0)
@@ -132,7 +141,9 @@ class World:
                                                 payment_type=payment_type, token=token))
 
     async def text(self, body: str, phone: str = PHONE) -> None:
+        """The member texts in; the inbound worker then applies it."""
         await self.inbound(InboundSms(f"in-{next(self._counter)}", PhoneNumber(phone), body))
+        await self.inbound_worker.drain()
 
     async def event(self, event_type: str, obj: dict[str, Any], event_id: str | None = None) -> EventOutcome:
         return await self.handle_event(PaymentEvent(event_id or f"evt_{next(self._counter)}", event_type, obj))

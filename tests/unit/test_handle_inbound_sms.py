@@ -1,37 +1,60 @@
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
 import pytest
 
 from tests.fakes import FixedClock, InMemoryStore
-from weft.application.handle_inbound_sms import HandleInboundSms, InboundOutcome, KeywordSettings
+from weft.application.handle_inbound_sms import (
+    Applied,
+    ApplyKeywords,
+    HandleInboundSms,
+    InboundOutcome,
+    InboundWakeups,
+    KeywordSettings,
+    ProcessInboundSms,
+)
 from weft.application.replies import Replies
+from weft.application.unit_of_work import Transaction
+from weft.application.work_queue import StepWorker
 from weft.domain.messages import InboundSms, MessageKind
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, Membership
 
 PHONE = "+14155550123"
+OTHER = "+14155550199"
 
 
 class Harness:
-    def __init__(self, settings: KeywordSettings | None = None) -> None:
+    def __init__(self, settings: KeywordSettings | None = None, apply: type[ApplyKeywords] = ApplyKeywords,
+                 batch_size: int = 64) -> None:
         self.store = InMemoryStore()
-        self.wakes = 0
+        self.wakes: Counter[str] = Counter()
         self.counter = 0
-        self.handle = HandleInboundSms(
-            self.store, FixedClock(), Replies(public_url="https://weft.example"),
-            settings or KeywordSettings(), on_queued=self._woken,
-        )
+        keywords = apply(Replies(public_url="https://weft.example"), settings or KeywordSettings())
+        wakeups = InboundWakeups(received=lambda: self.wakes.update(["inbound"]),
+                                 queued=lambda: self.wakes.update(["outbox"]),
+                                 cancelling=lambda: self.wakes.update(["cancellations"]))
+        self.handle = HandleInboundSms(self.store, FixedClock(), keywords, wakeups)
+        self.worker = StepWorker("inbound", ProcessInboundSms(self.store, FixedClock(), keywords, wakeups,
+                                                              batch_size=batch_size))
 
-    def _woken(self) -> None:
-        self.wakes += 1
-
-    async def text(
-        self, body: str, provider_id: str | None = None, conversation_id: str | None = None
-    ) -> InboundOutcome:
+    async def receive(self, body: str, provider_id: str | None = None, conversation_id: str | None = None,
+                      phone: str = PHONE) -> InboundOutcome:
+        """The webhook stores the text; the inbound worker has not run yet."""
         self.counter += 1
-        message = InboundSms(provider_id or f"in-{self.counter}", PhoneNumber(PHONE), body,
+        message = InboundSms(provider_id or f"in-{self.counter}", PhoneNumber(phone), body,
                              conversation_id=conversation_id)
         return await self.handle(message)
+
+    async def text(self, body: str, provider_id: str | None = None, conversation_id: str | None = None,
+                   phone: str = PHONE) -> InboundOutcome:
+        """The webhook stores the text and the inbound worker applies what is waiting."""
+        outcome = await self.receive(body, provider_id, conversation_id, phone)
+        await self.worker.drain()
+        return outcome
 
     def replies(self) -> list[str]:
         return [e.message.text for e in self.store.messages()]
@@ -49,7 +72,7 @@ async def test_love_subscribes_the_number_and_replies_with_its_prefilled_link(h:
     await h.text("love!")
     assert h.store.subscriber(PHONE).consent is Consent.SUBSCRIBED
     assert h.replies() == ["Thanks for joining The Weft! Click here: https://weft.example/?phone=%2B14155550123"]
-    assert h.wakes == 1
+    assert h.wakes == {"inbound": 1, "outbox": 1}
 
 
 async def test_stop_opts_out_and_confirms_exactly_once(h: Harness) -> None:
@@ -118,13 +141,16 @@ async def test_any_other_text_is_stored_without_a_reply(h: Harness) -> None:
     assert h.store.subscriber(PHONE).last_message == "hello there"
     assert h.store.subscriber(PHONE).consent is Consent.NONE
     assert h.replies() == []
-    assert h.wakes == 0
+    assert h.wakes == {"inbound": 1}
 
 
 async def test_a_redelivered_message_is_processed_once(h: Harness) -> None:
-    assert await h.text("LOVE", provider_id="same") is InboundOutcome.PROCESSED
+    assert await h.text("LOVE", provider_id="same") is InboundOutcome.RECEIVED
     assert await h.text("LOVE", provider_id="same") is InboundOutcome.DUPLICATE
-    assert len(h.replies()) == 1
+    assert await h.text("STOP", provider_id="stop") is InboundOutcome.PROCESSED
+    assert await h.text("STOP", provider_id="stop") is InboundOutcome.DUPLICATE
+    assert h.kinds() == [MessageKind.JOIN_LINK, MessageKind.OPT_OUT_CONFIRMATION]
+    assert h.wakes == {"inbound": 1, "outbox": 2}
 
 
 async def test_provider_keyword_replies_setting_keeps_state_changes_but_sends_none_of_ours() -> None:
@@ -149,3 +175,75 @@ async def test_consent_history_records_which_message_changed_it(h: Harness) -> N
     assert [(c.consent, c.message_id) for _, c in h.store.state.history] == [
         (Consent.SUBSCRIBED, "a"), (Consent.OPTED_OUT, "b"),
     ]
+
+
+async def test_a_text_is_stored_at_once_and_applied_by_the_inbound_worker(h: Harness) -> None:
+    assert await h.receive("LOVE", provider_id="m1") is InboundOutcome.RECEIVED
+    assert (h.store.state.subscribers, h.replies(), h.wakes) == ({}, [], {"inbound": 1})
+    assert [m.provider_id for m, _ in h.store.state.inbound.values()] == ["m1"]
+    assert await h.worker.drain() == 1
+    assert h.store.subscriber(PHONE).consent is Consent.SUBSCRIBED
+    assert h.kinds() == [MessageKind.JOIN_LINK]
+    assert await h.worker.drain() == 0
+
+
+async def test_stop_is_applied_before_the_answer_after_the_numbers_earlier_waiting_texts(h: Harness) -> None:
+    await h.receive("LOVE", provider_id="love")
+    await h.receive("hello", provider_id="other", phone=OTHER)
+    assert await h.receive("STOP", provider_id="stop") is InboundOutcome.PROCESSED
+    member = h.store.subscriber(PHONE)
+    assert member.consent is Consent.OPTED_OUT
+    assert [(c.consent, c.message_id) for _, c in h.store.state.history] == [
+        (Consent.SUBSCRIBED, "love"), (Consent.OPTED_OUT, "stop"),
+    ]
+    assert OTHER not in h.store.state.subscribers  # another number's text waits for the worker
+    assert await h.worker.drain() == 1
+    assert h.store.subscriber(OTHER).last_message == "hello"
+
+
+async def test_the_worker_applies_texts_in_the_order_they_arrived_across_batches() -> None:
+    h = Harness(batch_size=2)
+    clock = FixedClock()
+    for i, word in enumerate(["LOVE", "STOP", "START", "hi", "STOP"]):
+        # Stored as the worker finds them after a restart: the STOPs were not applied on receipt.
+        # Ids run against the order of arrival, so only the arrival time can put them right.
+        message = InboundSms(f"m{9 - i}", PhoneNumber(PHONE), word)
+        at = clock.now() + timedelta(seconds=i)
+        await h.store.transaction(lambda tx, m=message, at=at: tx.inbound.record(m, at))
+    assert await h.worker.drain() == 5
+    assert [(c.consent, c.message_id) for _, c in h.store.state.history] == [
+        (Consent.SUBSCRIBED, "m9"), (Consent.OPTED_OUT, "m8"), (Consent.SUBSCRIBED, "m7"), (Consent.OPTED_OUT, "m5"),
+    ]
+    assert h.store.subscriber(PHONE).last_message == "STOP"
+
+
+class _FailsOnBoom(ApplyKeywords):
+    def __call__(self, tx: Transaction, messages: Sequence[InboundSms], now: datetime) -> Applied:
+        if any(m.text == "BOOM" for m in messages):
+            raise RuntimeError("cannot apply BOOM")
+        return super().__call__(tx, messages, now)
+
+
+async def test_a_text_that_cannot_be_applied_is_set_aside_and_the_others_go_on() -> None:
+    h = Harness(apply=_FailsOnBoom)
+    await h.receive("LOVE", provider_id="m1")
+    await h.receive("BOOM", provider_id="m2", phone=OTHER)
+    await h.receive("HELP", provider_id="m3")
+    assert await h.worker.drain() == 3
+    assert h.kinds() == [MessageKind.JOIN_LINK, MessageKind.HELP]
+    assert h.store.state.inbound_errors == {"m2": "RuntimeError('cannot apply BOOM')"}
+    assert h.store.state.unapplied == set()
+
+
+class _FailsOnStop(ApplyKeywords):
+    def __call__(self, tx: Transaction, messages: Sequence[InboundSms], now: datetime) -> Applied:
+        if any(m.text == "STOP" for m in messages):
+            raise RuntimeError("cannot apply STOP")
+        return super().__call__(tx, messages, now)
+
+
+async def test_an_opt_out_that_cannot_be_applied_at_once_is_still_stored_for_the_worker() -> None:
+    h = Harness(apply=_FailsOnStop)
+    assert await h.receive("STOP", provider_id="stop") is InboundOutcome.RECEIVED
+    assert h.store.state.unapplied == {"stop"}
+    assert h.wakes == {"inbound": 1}

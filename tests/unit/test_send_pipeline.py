@@ -83,7 +83,9 @@ async def test_a_key_queued_twice_makes_one_row_and_one_text() -> None:
 async def test_a_redelivered_inbound_text_gets_one_reply_keyed_by_its_provider_id() -> None:
     w = World()
     await w.inbound(_inbound("bird-1", "HELP"))
+    await w.inbound_worker.drain()
     await w.inbound(_inbound("bird-1", "HELP"))
+    await w.inbound_worker.drain()
     assert [e.message.id for e in w.store.messages()] == ["reply:bird-1"]
 
 

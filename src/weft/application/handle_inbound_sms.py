@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 
 class InboundOutcome(enum.Enum):
+    RECEIVED = "received"
+    """Stored: the inbound worker applies it moments later, in the order the texts arrived."""
     PROCESSED = "processed"
+    """Applied before the answer (an opt-out)."""
     DUPLICATE = "duplicate"
 
 
@@ -30,66 +33,64 @@ class KeywordSettings:
     """The provider answers STOP/START/HELP itself: change state, but send no reply of ours."""
 
 
+@attrs.frozen
+class Applied:
+    """What applying a batch of texts queued, so the caller wakes the right workers after commit."""
+
+    texts: int = 0
+    replies: int = 0
+    cancellations: int = 0
+
+
 _PROVIDER_ANSWERED = frozenset({MessageKind.OPT_OUT_CONFIRMATION, MessageKind.OPT_IN_CONFIRMATION, MessageKind.HELP})
 
 
-class HandleInboundSms:
-    """Record an inbound text once, apply its keyword, and queue the reply in the same transaction."""
+class ApplyKeywords:
+    """Apply stored inbound texts inside a transaction: each text's keyword changes its number's consent and
+    membership, and its one reply is queued; texts from one number are applied in the order they arrived."""
 
-    def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        replies: Replies,
-        settings: KeywordSettings,
-        links: LinkTokens | None = None,
-        on_queued: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._links = links
-        self._store = store
-        self._clock = clock
-        self._replies = replies
-        self._settings = settings
-        self._on_queued = on_queued
+    def __init__(self, replies: Replies, settings: KeywordSettings, links: LinkTokens | None = None) -> None:
+        self._replies, self._settings, self._links = replies, settings, links
 
-    async def __call__(self, message: InboundSms) -> InboundOutcome:
-        now = self._clock.now()
-        outcome, queued = await self._store.transaction(lambda tx: self._apply(tx, message, now))
-        if queued:
-            self._on_queued()
-        # The access log already has a line per webhook; this one (masked, formatted only when shown) is for debugging.
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("inbound sms %s from %s: %s", message.provider_id, message.sender.masked, outcome.value)
-        return outcome
+    def opts_out(self, message: InboundSms) -> bool:
+        return parse_keyword(message.text, self._settings.join_words).keyword is Keyword.OPT_OUT
 
-    def _apply(self, tx: Transaction, message: InboundSms, now: datetime) -> tuple[InboundOutcome, bool]:
-        if not tx.inbound.record(message, now):
-            return InboundOutcome.DUPLICATE, False
-        subscriber = tx.members.get(message.sender) or Subscriber.first_contact(message.sender, now)
-        subscriber.record_inbound(message.text, now)
-        command = parse_keyword(message.text, self._settings.join_words)
-        kind = self._react(subscriber, command, message, now)
-        self._cancel_dropped_subscription(tx, subscriber, command, now)
-        tx.members.save(subscriber)
-        if kind is None or not self._should_reply(subscriber, kind):
-            return InboundOutcome.PROCESSED, False
-        return InboundOutcome.PROCESSED, tx.outbox.enqueue_once(self._reply(message, kind, now), now, now)
+    def __call__(self, tx: Transaction, messages: Sequence[InboundSms], now: datetime) -> Applied:
+        if not messages:
+            return Applied()
+        members = tx.members.get_many({m.sender for m in messages}, for_update=True)
+        replies: list[tuple[OutboundSms, datetime]] = []
+        cancellations = 0
+        for message in messages:
+            at = message.received_at or now
+            subscriber = members.get(message.sender.e164) or Subscriber.first_contact(message.sender, at)
+            members[message.sender.e164] = subscriber
+            subscriber.record_inbound(message.text, at)
+            command = parse_keyword(message.text, self._settings.join_words)
+            kind = self._react(subscriber, command, message, at)
+            cancellations += self._cancel_dropped_subscription(tx, subscriber, command, now)
+            if kind is not None and self._should_reply(subscriber, kind):
+                replies.append((self._reply(message, kind, now), now))
+        tx.members.save_many(list(members.values()))
+        queued = tx.outbox.enqueue_many(replies, now)
+        tx.inbound.mark_processed([m.provider_id for m in messages], now)
+        return Applied(len(messages), queued, cancellations)
 
     def _react(
-        self, subscriber: Subscriber, command: KeywordCommand, message: InboundSms, now: datetime
+        self, subscriber: Subscriber, command: KeywordCommand, message: InboundSms, at: datetime
     ) -> MessageKind | None:
         keyword = command.keyword
         if keyword is Keyword.JOIN:
-            subscriber.opt_in(now, message.provider_id, reason=f"keyword {command.word}")
+            subscriber.opt_in(at, message.provider_id, reason=f"keyword {command.word}")
             return MessageKind.JOIN_LINK
         if keyword is Keyword.OPT_OUT:
-            changed = subscriber.opt_out(now, message.provider_id, reason=f"keyword {command.word}")
+            changed = subscriber.opt_out(at, message.provider_id, reason=f"keyword {command.word}")
             return MessageKind.OPT_OUT_CONFIRMATION if changed else None
         if keyword is Keyword.CONFIRM and subscriber.consent is Consent.PENDING:
-            subscriber.opt_in(now, message.provider_id, reason="confirmed web sign-up with YES")
+            subscriber.opt_in(at, message.provider_id, reason="confirmed web sign-up with YES")
             return MessageKind.WELCOME
         if keyword is Keyword.OPT_IN or (keyword is Keyword.CONFIRM and subscriber.opted_out):
-            subscriber.opt_in(now, message.provider_id, reason=f"keyword {command.word}")
+            subscriber.opt_in(at, message.provider_id, reason=f"keyword {command.word}")
             return MessageKind.OPT_IN_CONFIRMATION
         if keyword is Keyword.LEAVE_PAID:
             return MessageKind.DOWNGRADE_CONFIRMATION
@@ -100,14 +101,16 @@ class HandleInboundSms:
     @staticmethod
     def _cancel_dropped_subscription(
         tx: Transaction, subscriber: Subscriber, command: KeywordCommand, now: datetime
-    ) -> None:
+    ) -> int:
         """STOP and UNSUB end paid membership; the provider subscription is cancelled after commit, with retries."""
         if command.keyword not in (Keyword.OPT_OUT, Keyword.LEAVE_PAID):
-            return
+            return 0
         latest = subscriber.leave_paid(now, forget_stripe=command.keyword is Keyword.OPT_OUT)
         # Every subscription that may still bill, not only the latest: a member can have bought twice.
-        for subscription in sorted({*tx.payments.live_subscriptions(subscriber.phone), *([latest] if latest else [])}):
+        subscriptions = sorted({*tx.payments.live_subscriptions(subscriber.phone), *([latest] if latest else [])})
+        for subscription in subscriptions:
             tx.cancellations.request(Cancellation(subscription, subscriber.phone, now, next_attempt_at=now))
+        return len(subscriptions)
 
     def _should_reply(self, subscriber: Subscriber, kind: MessageKind) -> bool:
         if self._settings.provider_sends_keyword_replies and kind in _PROVIDER_ANSWERED:
@@ -138,3 +141,100 @@ class HandleInboundSms:
         }
         token = self._links.issue(message.sender) if self._links and kind is MessageKind.JOIN_LINK else None
         return self._replies.render(templates[kind], message.sender, self._settings.join_words[0], token)
+
+
+@attrs.frozen
+class InboundWakeups:
+    """Who to wake after a commit: the inbound worker for stored texts, the outbox for replies, and the
+    cancellation worker for subscriptions to cancel."""
+
+    received: Callable[[], None] = lambda: None
+    queued: Callable[[], None] = lambda: None
+    cancelling: Callable[[], None] = lambda: None
+
+    def after(self, applied: Applied) -> None:
+        if applied.replies:
+            self.queued()
+        if applied.cancellations:
+            self.cancelling()
+
+
+class HandleInboundSms:
+    """Store an inbound text once and answer as soon as it is durable; the inbound worker applies it.
+
+    A text that opts out is applied in the same transaction, after any earlier text from that number still
+    waiting, so once the provider has its answer to a STOP nothing else is sent to that number.
+    """
+
+    def __init__(self, store: Store, clock: Clock, apply: ApplyKeywords, wakeups: InboundWakeups) -> None:
+        self._store, self._clock, self._apply, self._wakeups = store, clock, apply, wakeups
+
+    async def __call__(self, message: InboundSms) -> InboundOutcome:
+        now = self._clock.now()
+        message = attrs.evolve(message, received_at=now)
+        apply_now = self._apply.opts_out(message)
+        try:
+            outcome, applied = await self._store.transaction(lambda tx: self._receive(tx, message, now, apply_now))
+        except Exception:
+            if not apply_now:
+                raise
+            # Applying failed (a bug): store the text anyway, so the worker retries it or sets it aside.
+            log.exception("applying opt-out %s failed; stored for the inbound worker", message.provider_id)
+            outcome, applied = await self._store.transaction(lambda tx: self._receive(tx, message, now, False))
+        if outcome is InboundOutcome.RECEIVED:
+            self._wakeups.received()
+        self._wakeups.after(applied)
+        # The access log already has a line per webhook; this one (masked, formatted only when shown) is for debugging.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("inbound sms %s from %s: %s", message.provider_id, message.sender.masked, outcome.value)
+        return outcome
+
+    def _receive(self, tx: Transaction, message: InboundSms, now: datetime,
+                 apply_now: bool) -> tuple[InboundOutcome, Applied]:
+        if not tx.inbound.record(message, now):
+            return InboundOutcome.DUPLICATE, Applied()
+        if not apply_now:
+            return InboundOutcome.RECEIVED, Applied()
+        return InboundOutcome.PROCESSED, self._apply(tx, tx.inbound.pending(message.sender), now)
+
+
+class ProcessInboundSms:
+    """The inbound worker's step: apply the oldest stored texts, a batch per transaction (no provider call, so
+    no lease: the batch is read, applied and marked done in one commit). A batch that raises is retried one
+    text at a time, and a text that raises alone is set aside with its error, so one bad text never holds up
+    the rest."""
+
+    def __init__(self, store: Store, clock: Clock, apply: ApplyKeywords, wakeups: InboundWakeups,
+                 batch_size: int = 64) -> None:
+        self._store, self._clock, self._apply, self._wakeups = store, clock, apply, wakeups
+        self._batch_size = batch_size
+
+    async def __call__(self) -> int:
+        now = self._clock.now()
+        try:
+            applied = await self._store.transaction(
+                lambda tx: self._apply(tx, tx.inbound.pending(limit=self._batch_size), now))
+        except Exception:
+            log.exception("applying a batch of inbound texts failed; applying them one at a time")
+            return await self._oldest_alone(now)
+        self._wakeups.after(applied)
+        return applied.texts
+
+    async def _oldest_alone(self, now: datetime) -> int:
+        held: list[InboundSms] = []
+
+        def apply_oldest(tx: Transaction) -> Applied:
+            held[:] = tx.inbound.pending(limit=1)
+            return self._apply(tx, held, now)
+
+        try:
+            applied = await self._store.transaction(apply_oldest)
+        except Exception as exc:
+            if not held:
+                raise
+            log.exception("inbound text %s could not be applied; set aside", held[0].provider_id)
+            error, key = repr(exc)[:1000], held[0].provider_id
+            await self._store.transaction(lambda tx: tx.inbound.mark_processed([key], now, error=error))
+            return 1
+        self._wakeups.after(applied)
+        return applied.texts

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -88,3 +89,39 @@ class RateLimit:
         while (delay := max(self._paused_until, self._booked_until) - self._monotonic()) > 0:
             await self._sleep(delay)
         self._booked_until = max(self._booked_until, self._monotonic()) + self._interval
+
+
+class Foreground:
+    """Requests this process is answering. While a burst is in flight (at least `busy_at` at once: more than a
+    quiet community ever sends together, and more than one slow checkout waiting on Stripe), background work
+    waits for it to ease before each step, for at most `max_wait` seconds: a burst of webhooks is acknowledged
+    first (a slow answer makes the sender time out and send again), and background work still takes a step at
+    least every `max_wait`."""
+
+    def __init__(self, busy_at: int = 8, max_wait: float = 0.1) -> None:
+        self._busy_at, self._max_wait = busy_at, max_wait
+        self._in_flight = 0
+        self._eased: asyncio.Event | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight >= self._busy_at
+
+    def enter(self) -> None:
+        self._in_flight += 1
+        if self._eased is not None and self.busy:
+            self._eased.clear()
+
+    def leave(self) -> None:
+        self._in_flight -= 1
+        if self._eased is not None and not self.busy:
+            self._eased.set()
+
+    async def lull(self) -> None:
+        """Return at once unless a burst is in flight; then when it eases or `max_wait` passes."""
+        if not self.busy:
+            return
+        if self._eased is None:
+            self._eased = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._eased.wait(), timeout=self._max_wait)

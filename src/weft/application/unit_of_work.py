@@ -93,12 +93,16 @@ class Members(Protocol):
         """The subscriber with this number, or None; locked for update until the transaction ends."""
         ...
 
-    def get_many(self, phones: Collection[PhoneNumber]) -> dict[str, Subscriber]:
-        """The known subscribers among these numbers, by E.164."""
+    def get_many(self, phones: Collection[PhoneNumber], for_update: bool = False) -> dict[str, Subscriber]:
+        """The known subscribers among these numbers, by E.164; `for_update` locks them as `get` does."""
         ...
 
     def save(self, subscriber: Subscriber) -> None:
         """Insert or update the subscriber and append its new consent changes to the history."""
+        ...
+
+    def save_many(self, subscribers: Sequence[Subscriber]) -> None:
+        """`save` for each, in as few statements as the store can."""
         ...
 
     def consent_version(self) -> int:
@@ -108,7 +112,17 @@ class Members(Protocol):
 
 class InboundMessages(Protocol):
     def record(self, message: InboundSms, at: datetime) -> bool:
-        """Store the message once per provider id; False when it was already stored (a redelivery)."""
+        """Store the message once per provider id, waiting to be applied; False when it was already stored."""
+        ...
+
+    def pending(self, phone: PhoneNumber | None = None, limit: int | None = None) -> list[InboundSms]:
+        """Stored texts not yet applied (of one number, or of all), oldest first, each with its `received_at`.
+        Locked until the transaction ends; without `phone`, texts another transaction holds are skipped."""
+        ...
+
+    def mark_processed(self, provider_ids: Sequence[str], at: datetime, error: str | None = None) -> None:
+        """These texts have been applied, or set aside with the error that stopped them: `pending` no longer
+        returns them."""
         ...
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
 import attrs
 
+from weft.application.pacing import Foreground
 from weft.application.ports import Clock
 from weft.application.unit_of_work import Lease, Store, Transaction
 
@@ -81,25 +82,24 @@ class LeasedWork(Protocol[ItemT, OutcomeT]):
         ...
 
 
-class QueueWorker(Generic[ItemT, OutcomeT]):
-    """The one claim/lease/retry loop behind every kind of background work.
+class BackgroundLoop:
+    """A background task that drains its work, then sleeps until woken after a commit that queued more or until
+    the poll interval passes (so retries come due); stopping lets the work in hand finish."""
 
-    It claims a batch under a short lease, performs up to `concurrency` items at a time, and records each outcome
-    as soon as it is known (outcomes that finish together share one commit). It is woken after a commit that
-    queued work for it and polls so retries come due; stopping lets the batch in hand finish and be recorded.
-    """
-
-    def __init__(self, work: LeasedWork[ItemT, OutcomeT], store: Store, clock: Clock, lease: LeaseSettings,
-                 concurrency: int = 1, poll_seconds: float = 1.0) -> None:
-        self._work, self._store, self._clock, self._lease = work, store, clock, lease
-        self._concurrency, self._poll = concurrency, poll_seconds
+    def __init__(self, poll_seconds: float, foreground: Foreground | None = None) -> None:
+        self._poll = poll_seconds
+        self._foreground = foreground
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
     def name(self) -> str:
-        return self._work.name
+        raise NotImplementedError
+
+    async def drain(self) -> int:
+        """Work until nothing is due now; returns how many items were handled."""
+        raise NotImplementedError
 
     def wake(self) -> None:
         self._wake.set()
@@ -109,7 +109,7 @@ class QueueWorker(Generic[ItemT, OutcomeT]):
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"weft-{self.name}")
 
     async def stop(self, grace_seconds: float = 30.0) -> None:
-        """Let the batch in hand finish and be recorded (so a restart repeats none of it), then stop."""
+        """Let the work in hand finish and be recorded (so a restart repeats none of it), then stop."""
         if self._task is None:
             return
         self._stopping = True
@@ -121,6 +121,63 @@ class QueueWorker(Generic[ItemT, OutcomeT]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+
+    async def _lull(self) -> None:
+        """Let the requests in flight be answered first (see Foreground)."""
+        if self._foreground is not None:
+            await self._foreground.lull()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.drain()
+            except Exception:  # a database hiccup must not stop background work for the life of the process
+                log.exception("%s failed; retrying", self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            self._wake.clear()
+
+
+class StepWorker(BackgroundLoop):
+    """Background work done wholly inside store transactions (no provider call, so no claim or lease): each
+    step handles a batch in one commit and returns how many items it handled."""
+
+    def __init__(self, name: str, step: Callable[[], Awaitable[int]], poll_seconds: float = 1.0,
+                 foreground: Foreground | None = None) -> None:
+        super().__init__(poll_seconds, foreground)
+        self._name, self._step = name, step
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def drain(self) -> int:
+        total = 0
+        while not self._stopping:
+            await self._lull()
+            if not (handled := await self._step()):
+                break
+            total += handled
+        return total
+
+
+class QueueWorker(BackgroundLoop, Generic[ItemT, OutcomeT]):
+    """The one claim/lease/retry loop behind every kind of background work that calls a provider.
+
+    It claims a batch under a short lease, performs up to `concurrency` items at a time, and records each outcome
+    as soon as it is known (outcomes that finish together share one commit). It is woken after a commit that
+    queued work for it and polls so retries come due; stopping lets the batch in hand finish and be recorded.
+    """
+
+    def __init__(self, work: LeasedWork[ItemT, OutcomeT], store: Store, clock: Clock, lease: LeaseSettings,
+                 concurrency: int = 1, poll_seconds: float = 1.0, foreground: Foreground | None = None) -> None:
+        super().__init__(poll_seconds, foreground)
+        self._work, self._store, self._clock, self._lease = work, store, clock, lease
+        self._concurrency = concurrency
+
+    @property
+    def name(self) -> str:
+        return self._work.name
 
     async def drain(self) -> int:
         """Claim and perform until nothing is due now; returns how many items were handled. The next batch is
@@ -155,16 +212,6 @@ class QueueWorker(Generic[ItemT, OutcomeT]):
         lease = self._lease.lease(now)
         return await self._store.transaction(lambda tx: self._work.claim(tx, lease, now, limit))
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                await self.drain()
-            except Exception:  # a database hiccup must not stop background work for the life of the process
-                log.exception("%s failed; retrying", self.name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            self._wake.clear()
-
     async def _perform_batch(self, items: Sequence[ItemT], recorder: _Recorder[OutcomeT],
                              prefetch: bool) -> list[ItemT]:
         """Perform the batch, `concurrency` at a time; returns the next batch when `prefetch` claimed one."""
@@ -177,6 +224,7 @@ class QueueWorker(Generic[ItemT, OutcomeT]):
                 item = pending.pop()
                 if prefetch and following is None and len(pending) < self._concurrency:
                     following = asyncio.ensure_future(self._claim())
+                await self._lull()
                 recorder.add(await self._perform(item))
 
         await asyncio.gather(*(consume() for _ in range(min(self._concurrency, len(items)))))

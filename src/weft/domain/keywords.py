@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import string
 from collections.abc import Iterable
 
@@ -48,13 +49,14 @@ def parse_keyword(text: str, join_words: Iterable[str] = DEFAULT_JOIN_WORDS) -> 
     word = normalise_text(text)
     if len(word) > MAX_KEYWORD_LENGTH:
         return KeywordCommand(Keyword.NONE, word)
-    for keyword, words in _rules(join_words):
+    for keyword, words in _rules(tuple(join_words)):
         if word in words:
             return KeywordCommand(keyword, word)
     return KeywordCommand(Keyword.NONE, word)
 
 
-def _rules(join_words: Iterable[str]) -> tuple[tuple[Keyword, frozenset[str]], ...]:
+@functools.lru_cache(maxsize=8)
+def _rules(join_words: tuple[str, ...]) -> tuple[tuple[Keyword, frozenset[str]], ...]:
     # Opt-out is checked first so a community can never configure a join word that swallows STOP.
     return (
         (Keyword.OPT_OUT, OPT_OUT_WORDS),

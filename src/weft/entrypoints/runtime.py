@@ -1,7 +1,9 @@
 """The one background runtime of a Weft process, used by `weft serve` and `weft worker` alike.
 
 Threads and processes. Everything below runs on the process's one asyncio event loop, as tasks:
-- six queue workers, one per kind of durable work, all the same claim/lease/retry loop (QueueWorker):
+- the inbound worker, which applies stored inbound texts (keywords, consent, replies) a batch per commit;
+- six queue workers, one per kind of durable work that calls a provider, all the same claim/lease/retry loop
+  (QueueWorker):
   the outbox's priority lane (answers to a member's own text, journey texts), the outbox's broadcast lane (the
   monthly care message), payment events (Stripe webhooks stored on receipt, applied at Stripe's pace), journeys
   (welcome email and access), subscription cancellations, and campaigns (who gets this month's message);
@@ -27,10 +29,9 @@ import contextlib
 import logging
 import sys
 from functools import partial
-from typing import Any
 
 from weft.application.unit_of_work import Lease, Transaction
-from weft.application.work_queue import QueueWorker
+from weft.application.work_queue import BackgroundLoop
 from weft.config import monthly_trigger
 from weft.containers import Container, background_workers
 from weft.entrypoints.scheduler import MonthlyScheduler
@@ -46,7 +47,7 @@ class Runtime:
     def __init__(self, container: Container, scheduler: bool | None = None) -> None:
         self._container = container
         settings = container.settings()
-        self._workers: list[QueueWorker[Any, Any]] = background_workers(container)
+        self._workers: list[BackgroundLoop] = background_workers(container)
         self._heartbeat: asyncio.Task[None] | None = None
         self._switch_interval = sys.getswitchinterval()
         self._scheduler = MonthlyScheduler(

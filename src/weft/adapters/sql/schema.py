@@ -25,6 +25,8 @@ metadata = sa.MetaData()
 
 CLAIMED = sa.text("claimed_by IS NOT NULL")
 """Partial-index condition: only rows a worker holds, so renewing a worker's leases never scans a whole table."""
+PENDING = sa.text("processed_at IS NULL")
+"""Partial-index condition: only inbound texts not yet applied, so the inbound worker's look-up stays small."""
 
 subscribers = sa.Table(
     "subscribers",
@@ -64,6 +66,9 @@ inbound_messages = sa.Table(
     sa.Column("conversation_id", sa.String(128)),
     sa.Column("channel_id", sa.String(128)),
     sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("processed_at", UtcDateTime()),
+    sa.Column("error", sa.Text()),
+    sa.Index("ix_inbound_messages_pending", "received_at", sqlite_where=PENDING, postgresql_where=PENDING),
 )
 
 outbox = sa.Table(

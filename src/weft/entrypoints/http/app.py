@@ -6,10 +6,13 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from weft.application.pacing import Foreground
 from weft.containers import Container
 from weft.domain.errors import (
     InvalidCheckout,
@@ -52,6 +55,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     return Starlette(
         routes=routes(container),
         lifespan=lifespan,
+        middleware=[Middleware(CountInFlight, foreground=container.foreground())],
         exception_handlers={
             MalformedWebhook: _bad_request,
             InvalidPhoneNumber: _bad_request,
@@ -67,6 +71,23 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     )
 
 
+class CountInFlight:
+    """Counts the requests being answered, so background work in this process lets them go first."""
+
+    def __init__(self, app: ASGIApp, foreground: Foreground) -> None:
+        self._app, self._foreground = app, foreground
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        self._foreground.enter()
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._foreground.leave()
+
+
 async def close_clients(container: Container) -> None:
     """Close the HTTP clients and the store; used by the app's lifespan and the CLI."""
     gateway = container.payment_gateway()
@@ -79,21 +100,22 @@ async def close_clients(container: Container) -> None:
 def routes(container: Container) -> list[BaseRoute]:
     bird = bird_webhook.BirdWebhook(container.handle_inbound_sms(), container.settings())
     stripe = checkout.StripeWebhook(container.receive_payment_event(), container.settings())
+    # The webhooks first: Starlette tries routes in order, and these are the busiest.
     return [
+        Route("/bird-sms-webhook", bird.receive, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
+        Route("/bird-sms-webhook", bird.verify, methods=["GET"]),
+        Route("/api/stripe/webhook", stripe.receive, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
         *pages.page_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/api/stripe/create-checkout-session", checkout.create_checkout_session, methods=["POST"],
               max_body_size=API_MAX_BYTES),
         Route("/api/stripe/session", checkout.checkout_session_status, methods=["GET"]),
-        Route("/api/stripe/webhook", stripe.receive, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
         Route("/test-checkout/{session_id}/pay", checkout.pay_test_checkout, methods=["POST"]),
         Route("/api/admin/payments", admin.list_payments, methods=["GET"]),
         Route("/api/admin/payment-events", admin.list_payment_events, methods=["GET"]),
         Route("/api/admin/journeys", admin.list_journeys, methods=["GET"]),
         Route("/api/admin/journeys/{journey_id}/retry", admin.retry_journey, methods=["POST"]),
         Route("/api/admin/audit", admin.list_audit, methods=["GET"]),
-        Route("/bird-sms-webhook", bird.receive, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
-        Route("/bird-sms-webhook", bird.verify, methods=["GET"]),
         Route("/api/admin/subscribers", admin.list_subscribers, methods=["GET"]),
         Route("/api/admin/subscribers/{phone}", admin.show_subscriber, methods=["GET"]),
         Route("/api/admin/messages", admin.list_messages, methods=["GET"]),

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from weft.adapters.bird_webhooks import parse_bird_payload, verify_bird_signature
-from weft.application.handle_inbound_sms import HandleInboundSms
+from weft.application.handle_inbound_sms import HandleInboundSms, InboundOutcome
 from weft.config import Settings
 
 
@@ -26,11 +27,12 @@ class BirdWebhook:
             verify_bird_signature(settings.bird_signing_key, headers, body, public_url(request, settings.public_url))
         content_type = request.headers.get("content-type", "")
         form = dict(parse_qsl(body.decode("utf-8", "replace"))) if "x-www-form-urlencoded" in content_type else None
-        message = parse_bird_payload(body, content_type, dict(request.query_params), form, settings.default_region)
+        query = dict(request.query_params) if request.scope["query_string"] else {}
+        message = parse_bird_payload(body, content_type, query, form, settings.default_region)
         if message is None:
-            return JSONResponse({"status": "ignored"})
+            return _answer("ignored")
         outcome = await self._handle(message)
-        return JSONResponse({"status": outcome.value})
+        return _answer(outcome.value)
 
     async def verify(self, request: Request) -> Response:
         """Answer a reachability check, echoing `challenge` when the caller sends one."""
@@ -40,6 +42,15 @@ class BirdWebhook:
         if "originator" in request.query_params:
             return await self.receive(request)
         return JSONResponse({"status": "ok"})
+
+
+_ANSWERS = {status: json.dumps({"status": status}).encode()
+            for status in ("ignored", *(outcome.value for outcome in InboundOutcome))}
+
+
+def _answer(status: str) -> Response:
+    """The webhook's JSON answer, rendered once per status rather than on every request."""
+    return Response(_ANSWERS[status], media_type="application/json")
 
 
 def public_url(request: Request, configured_base: str) -> str:
