@@ -1,12 +1,15 @@
 """Inbound webhook throughput: `weft serve` (SQLite, Bird via a loopback provider) against a bare Starlette endpoint.
 
 Usage: .venv/bin/python bench/inbound_webhook.py [--duration 10] [--warmup 3] [--connections 50] [--profile]
-                                                 [--background process|inline]
+                                                 [--background process|inline] [--backend sqlite|postgres]
+                                                 [--postgres-url URL]
 
 Drives unique LOVE webhooks from distinct numbers at the Weft server, then the same bodies at a one-route
 Starlette app run with the same uvicorn call, and reports both req/s, their ratio and the webhook latencies.
 `weft serve` on SQLite runs background work inline (its default); `--background process` moves it to a `weft worker`.
-Afterwards it checks every webhook was answered 2xx, stored once, and replied to once at the provider.
+`--backend postgres` runs Weft on a fresh schema of the PostgreSQL server instead (the issue's target is for SQLite).
+Afterwards it checks every webhook was answered 2xx ("received"), stored once, applied by the inbound worker,
+and replied to once at the provider.
 A benchmark script, not a test: it exits 1 only when a correctness check fails, never on the figures.
 """
 
@@ -18,7 +21,6 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -31,7 +33,10 @@ from typing import Any
 import attrs
 import loadgen
 import phonenumbers
+from databases import DEFAULT_POSTGRES_URL, postgres_database, sqlite_database
 from processes import Processes, exit_on_sigterm
+
+from weft.adapters.sql.engine import create_engine
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -65,6 +70,8 @@ class Options:
     drain_timeout: float
     profile: bool
     background: str
+    backend: str
+    postgres_url: str
 
 
 @attrs.frozen
@@ -106,17 +113,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_servers(processes: Processes, ports: Ports, workdir: Path, background: str) -> Path:
-    """Start provider, bare app and `weft serve` (with its worker unless inline); returns the SQLite database path."""
+def start_servers(processes: Processes, ports: Ports, workdir: Path, background: str, database: str) -> None:
+    """Start provider, bare app and `weft serve` (with its worker unless inline) on the database at that URL."""
     python = sys.executable
-    database = workdir / "bench.db"
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     processes.start("provider", [python, str(BENCH_DIR / "loopback_provider.py"), "--port", str(ports.provider)],
                     base_env, workdir)
     processes.start("bare", [python, str(BENCH_DIR / "bare_app.py"), "--host", HOST, "--port", str(ports.bare)],
                     base_env, workdir)
     processes.start("weft", weft_serve(ports, background), {**base_env, **weft_env(ports, database)}, workdir)
-    return database
 
 
 def weft_serve(ports: Ports, background: str) -> list[str]:
@@ -124,10 +129,10 @@ def weft_serve(ports: Ports, background: str) -> list[str]:
     return [weft, "serve", "--host", HOST, "--port", str(ports.weft), "--background", background]
 
 
-def weft_env(ports: Ports, database: Path) -> dict[str, str]:
+def weft_env(ports: Ports, database: str) -> dict[str, str]:
     # cwd is the temporary directory, so no developer .env is read; unset optional secrets explicitly.
     return {
-        "WEFT_DATABASE_URL": f"sqlite:///{database}",
+        "WEFT_DATABASE_URL": database,
         "WEFT_PUBLIC_URL": f"http://{HOST}:{ports.weft}",
         "WEFT_SMS_PROVIDER": "bird",
         "BIRD_API_URL": f"http://{HOST}:{ports.provider}",
@@ -192,7 +197,7 @@ async def bench_webhook(processes: Processes, ports: Ports, options: Options) ->
     make = InboundLove(ports.weft)
     make.check_numbers(upto=200_000)
     return await run_processed(processes, ports.weft, make, options, ["weft", "provider"],
-                               lambda: start_profiler(processes, options))
+                               lambda: start_profiler(processes, options), answer="received")
 
 
 async def run_processed(
@@ -269,23 +274,32 @@ async def wait_for_replies(ports: Ports, expected: int, timeout: float) -> tuple
         await asyncio.sleep(0.2)
 
 
-def database_counts(database: Path) -> dict[str, Any]:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
-        inbound = connection.execute("SELECT count(*) FROM inbound_messages").fetchone()[0]
-        outbox = dict(connection.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
-        journal = connection.execute("PRAGMA journal_mode").fetchone()[0]
-    return {"inbound_rows": inbound, "outbox_by_status": outbox, "journal_mode": journal}
+def database_counts(database: str) -> dict[str, Any]:
+    engine = create_engine(database)
+    try:
+        with engine.connect() as connection:
+            def scalar(sql: str) -> Any:
+                return connection.exec_driver_sql(sql).scalar()
+
+            inbound = scalar("SELECT count(*) FROM inbound_messages")
+            applied = scalar("SELECT count(*) FROM inbound_messages WHERE processed_at IS NOT NULL AND error IS NULL")
+            outbox = {row[0]: row[1] for row in connection.exec_driver_sql(
+                "SELECT status, count(*) FROM outbox GROUP BY status")}
+            journal = scalar("PRAGMA journal_mode") if engine.dialect.name == "sqlite" else None
+    finally:
+        engine.dispose()
+    return {"inbound_rows": inbound, "inbound_applied": applied, "outbox_by_status": outbox, "journal_mode": journal}
 
 
-async def verify(ports: Ports, database: Path, webhook: dict[str, Any], sent: int, timeout: float) -> dict[str, Any]:
+async def verify(ports: Ports, database: str, webhook: dict[str, Any], sent: int, timeout: float) -> dict[str, Any]:
     stats, waited = await wait_for_replies(ports, sent, timeout)
     counts = database_counts(database)
     return {
         "webhooks_sent": sent,
         "all_2xx": webhook["non_2xx_total"] == 0,
-        "all_processed": webhook["processed_total"] == sent,
+        "all_received": webhook["received_total"] == sent,
         **counts,
-        "rows_match": counts["inbound_rows"] == sent,
+        "rows_match": counts["inbound_rows"] == sent == counts["inbound_applied"],
         "provider": stats,
         "reply_wait_seconds": waited,
         "replies_match": stats["requests"] == sent and stats["references"] == sent and stats["recipients"] == sent,
@@ -293,12 +307,12 @@ async def verify(ports: Ports, database: Path, webhook: dict[str, Any], sent: in
 
 
 def passed(checks: dict[str, Any]) -> bool:
-    return all(checks[name] for name in ("all_2xx", "all_processed", "rows_match", "replies_match"))
+    return all(checks[name] for name in ("all_2xx", "all_received", "rows_match", "replies_match"))
 
 
-async def bench(processes: Processes, options: Options, workdir: Path) -> dict[str, Any]:
+async def bench(processes: Processes, options: Options, workdir: Path, database: str) -> dict[str, Any]:
     ports = Ports(weft=free_port(), bare=free_port(), provider=free_port())
-    database = start_servers(processes, ports, workdir, options.background)
+    start_servers(processes, ports, workdir, options.background, database)
     await wait_ready(processes, ports)
     bare = await bench_bare(processes, ports, options)
     webhook, sent = await bench_webhook(processes, ports, options)
@@ -306,7 +320,8 @@ async def bench(processes: Processes, options: Options, workdir: Path) -> dict[s
     ratio = webhook["req_per_s"] / bare["req_per_s"] if bare["req_per_s"] else 0.0
     return {
         "settings": {**attrs.asdict(options), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-                     "sqlite": "WAL, synchronous=FULL", "uvicorn": UVICORN_CALL},
+                     "database": "SQLite, WAL, synchronous=FULL" if options.backend == "sqlite" else "PostgreSQL",
+                     "uvicorn": UVICORN_CALL},
         "bare": bare,
         "webhook": webhook,
         "ratio": round(ratio, 3),
@@ -321,13 +336,13 @@ def render(report: dict[str, Any]) -> str:
     bare, hook, checks, targets = report["bare"], report["webhook"], report["checks"], report["targets"]
     met = {True: "met", False: "MISSED"}
     return "\n".join([
-        f"weft serve --background {report['settings']['background']}",
+        f"weft serve --background {report['settings']['background']} on {report['settings']['database']}",
         f"bare Starlette  {bare['req_per_s']:8.1f} req/s  p50 {bare['p50_ms']:6.2f} ms  p99 {bare['p99_ms']:6.2f} ms",
         f"weft webhook    {hook['req_per_s']:8.1f} req/s  p50 {hook['p50_ms']:6.2f} ms  p99 {hook['p99_ms']:6.2f} ms",
         f"ratio {report['ratio']:.3f} (target >= {RATIO_TARGET}: {met[targets['ratio_met']]}); "
         f"webhook p99 {hook['p99_ms']:.2f} ms (target < {P99_TARGET_MS:.0f} ms: {met[targets['p99_met']]})",
         f"cpu seconds during runs: bare {bare['cpu_seconds']}, webhook {hook['cpu_seconds']}",
-        f"checks: sent {checks['webhooks_sent']}, all 2xx {checks['all_2xx']}, processed {checks['all_processed']}, "
+        f"checks: sent {checks['webhooks_sent']}, all 2xx {checks['all_2xx']}, received {checks['all_received']}, "
         f"inbound rows {checks['inbound_rows']} ({'ok' if checks['rows_match'] else 'MISMATCH'}), "
         f"provider {checks['provider']} after {checks['reply_wait_seconds']} s "
         f"({'ok' if checks['replies_match'] else 'MISMATCH'}), outbox {checks['outbox_by_status']}",
@@ -343,8 +358,11 @@ def parse_options() -> Options:
     parser.add_argument("--drain-timeout", type=float, default=20.0, help="seconds to wait for the replies")
     parser.add_argument("--profile", action="store_true", help="py-spy the weft process during the measured run")
     add_background_option(parser)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--postgres-url", default=os.environ.get("WEFT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
     args = parser.parse_args()
-    return Options(args.duration, args.warmup, args.connections, args.drain_timeout, args.profile, args.background)
+    return Options(args.duration, args.warmup, args.connections, args.drain_timeout, args.profile, args.background,
+                   args.backend, args.postgres_url)
 
 
 def add_background_option(parser: argparse.ArgumentParser) -> None:
@@ -365,11 +383,14 @@ def main() -> int:
     exit_on_sigterm()
     RESULTS_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="weft-bench-") as tmp:
-        processes = Processes(log_dir=RESULTS_DIR)
-        try:
-            report = run_event_loop(bench(processes, options, Path(tmp)))
-        finally:
-            processes.stop_all()
+        databases = sqlite_database(Path(tmp), "bench") if options.backend == "sqlite" \
+            else postgres_database(options.postgres_url)
+        with databases as database:
+            processes = Processes(log_dir=RESULTS_DIR)
+            try:
+                report = run_event_loop(bench(processes, options, Path(tmp), database))
+            finally:
+                processes.stop_all()
     (RESULTS_DIR / "inbound_webhook.json").write_text(json.dumps(report, indent=2) + "\n")
     print(render(report))
     return 0 if report["passed"] else 1

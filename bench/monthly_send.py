@@ -28,10 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ import httpx
 import loadgen
 import phonenumbers
 import sqlalchemy as sa
+from databases import DEFAULT_POSTGRES_URL, postgres_database, postgres_unavailable, sqlite_database
 from inbound_webhook import InboundLove, free_port, run_event_loop
 from processes import Processes, exit_on_sigterm, process_cpu_seconds
 
@@ -54,7 +52,6 @@ RESULTS_DIR = BENCH_DIR / "results"
 REPORT = RESULTS_DIR / "monthly_send.json"
 ADMIN_TOKEN = "bench-admin-token"
 CHANNEL_ID = "7d1f0c2a-5b3e-4c9d-8a7f-6e5d4c3b2a10"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 FIRST_MEMBER = 2_000_000
 """Members are +1 415 200-0000 upwards (checked with phonenumbers before seeding); the webhooks come from
 +1 212 200-0000 upwards (InboundLove), so no webhook is from a member."""
@@ -117,42 +114,6 @@ def check_member_numbers(members: int) -> None:
 
 
 # --- databases -------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def sqlite_database(workdir: Path, name: str) -> Iterator[str]:
-    path = workdir / f"{name}.db"
-    yield f"sqlite:///{path}"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-@contextmanager
-def postgres_database(base: str) -> Iterator[str]:
-    """A fresh schema on the server, dropped afterwards; the URL's search_path points at it."""
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {name}")
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options=-csearch_path%3D{name}"
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
-        admin.dispose()
-
-
-def postgres_unavailable(base: str) -> str | None:
-    """Why the PostgreSQL server cannot be used, or None."""
-    try:
-        engine = create_engine(base)
-        with engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
-        engine.dispose()
-    except Exception as exc:  # any driver or connection error means: skip this backend
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    return None
 
 
 def member_rows(index: int, at: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
