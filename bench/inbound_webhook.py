@@ -355,7 +355,7 @@ def parse_options() -> Options:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per server")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server")
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--drain-timeout", type=float, default=20.0, help="seconds to wait for the replies")
+    parser.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for the replies")
     parser.add_argument("--profile", action="store_true", help="py-spy the weft process during the measured run")
     add_background_option(parser)
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
