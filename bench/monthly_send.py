@@ -360,7 +360,7 @@ def sending_pid(pid: int) -> int:
 class InboundResult:
     latencies: list[float] = attrs.field(factory=list)
     statuses: Counter[int] = attrs.field(factory=Counter)
-    processed: int = 0
+    received: int = 0
     error_samples: list[str] = attrs.field(factory=list)
 
     @property
@@ -378,7 +378,7 @@ class InboundResult:
         return ordered[max(0, min(len(ordered) - 1, round(fraction * len(ordered)) - 1))] * 1000.0
 
     def summary(self, rate: float) -> dict[str, Any]:
-        return {"rate_per_s": rate, "sent": self.sent, "ok_2xx": self.ok, "processed": self.processed,
+        return {"rate_per_s": rate, "sent": self.sent, "ok_2xx": self.ok, "received": self.received,
                 "p50_ms": round(self.percentile_ms(0.50), 2), "p99_ms": round(self.percentile_ms(0.99), 2),
                 "max_ms": round(self.percentile_ms(1.0), 2), "statuses": dict(self.statuses),
                 "error_samples": self.error_samples}
@@ -414,7 +414,7 @@ async def drive_inbound(port: int, rate: float, stop: asyncio.Event, result: Inb
             return
         result.latencies.append(time.perf_counter() - due)
         result.statuses[status] += 1
-        result.processed += b'"processed"' in body
+        result.received += b'"received"' in body
         if not 200 <= status < 300 and len(result.error_samples) < 5:
             result.error_samples.append(f"{status}: {body[:200].decode('utf-8', 'replace')}")
         idle.append((time.perf_counter(), reader, writer))
@@ -636,7 +636,7 @@ def checks(spec: RunSpec, result: dict[str, Any], inbound: InboundResult | None)
         and set(stats["by_prefix"]) <= {"care", "reply"},
     }
     if inbound is not None:
-        found["webhooks_all_processed"] = inbound.ok == inbound.sent and inbound.processed == inbound.sent
+        found["webhooks_all_received"] = inbound.ok == inbound.sent and inbound.received == inbound.sent
         found["one_reply_per_webhook"] = replies["accepted"] == webhooks and replies["references"] == webhooks
     return found
 
