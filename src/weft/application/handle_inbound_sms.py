@@ -171,7 +171,6 @@ class HandleInboundSms:
 
     async def __call__(self, message: InboundSms) -> InboundOutcome:
         now = self._clock.now()
-        message = attrs.evolve(message, received_at=now)
         apply_now = self._apply.opts_out(message)
         try:
             outcome, applied = await self._store.transaction(lambda tx: self._receive(tx, message, now, apply_now))
