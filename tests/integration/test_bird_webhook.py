@@ -65,7 +65,7 @@ def test_signed_stop_from_the_reference_vector_opts_out_and_is_confirmed_through
     assert subscriber(app)["consent"] == "opted_out"
 
 
-def test_love_stop_help_through_signed_webhooks_leave_one_confirmation_after_stop(
+def test_love_stop_help_through_signed_webhooks_leave_one_confirmation_and_the_help_answer_after_stop(
     app: RunningApp, bird: LoopbackBird
 ) -> None:
     text_in(app, "love!", "m1")
@@ -73,18 +73,20 @@ def test_love_stop_help_through_signed_webhooks_leave_one_confirmation_after_sto
     text_in(app, "STOP", "m2")
     text_in(app, "HELP", "m3")
     text_in(app, "stop", "m4")
-    app.wait_for(lambda: len(bird.sent()) == 2)
+    text_in(app, "hello?", "m5")
+    app.wait_for(lambda: len(bird.sent()) == 3)
     app.wait_for(lambda: all(m["status"] != "pending" for m in app.admin("/api/admin/messages").json()["messages"]))
     assert bird.texts()[0].startswith(
         "Thanks for joining The Weft! Click here: https://sms.example.com/?phone=%2B14155550123&t="
     )
     assert bird.texts()[1].startswith("You have been successfully unsubscribed.")
+    assert bird.texts()[2].endswith("Reply LOVE or START to rejoin.")
     detail = subscriber(app)
     assert detail["consent"] == "opted_out"
     assert [(c["consent"], c["message_id"]) for c in detail["consent_history"]] == [
         ("subscribed", "m1"), ("opted_out", "m2")
     ]
-    assert [m["text"] for m in detail["inbound"]] == ["love!", "STOP", "HELP", "stop"]
+    assert [m["text"] for m in detail["inbound"]] == ["love!", "STOP", "HELP", "stop", "hello?"]
 
 
 def test_a_bad_signature_is_rejected_and_changes_nothing(app: RunningApp, bird: LoopbackBird) -> None:

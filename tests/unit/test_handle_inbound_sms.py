@@ -88,11 +88,18 @@ async def test_stop_opts_out_and_confirms_exactly_once(h: Harness) -> None:
     )
 
 
-async def test_an_opted_out_number_gets_no_help_reply(h: Harness) -> None:
+async def test_an_opted_out_number_gets_help_that_says_how_to_rejoin_and_nothing_else(h: Harness) -> None:
     await h.text("STOP")
     await h.text("HELP")
     await h.text("what is this?")
-    assert h.kinds() == [MessageKind.OPT_OUT_CONFIRMATION]
+    await h.text("stop")
+    await h.text("INFO")
+    assert h.kinds() == [MessageKind.OPT_OUT_CONFIRMATION, MessageKind.HELP, MessageKind.HELP]
+    assert h.replies()[1] == (
+        "The Weft: you have opted out and get no messages from us. Support: support@example.org. "
+        "Reply LOVE or START to rejoin."
+    )
+    assert h.store.subscriber(PHONE).consent is Consent.OPTED_OUT
 
 
 async def test_love_after_stop_opts_the_number_back_in(h: Harness) -> None:

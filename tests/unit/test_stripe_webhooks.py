@@ -48,7 +48,7 @@ def test_future_timestamp_within_any_skew_is_accepted() -> None:
 
 
 def test_body_with_one_trailing_space_is_rejected() -> None:
-    with pytest.raises(InvalidSignature, match="matches"):
+    with pytest.raises(InvalidSignature, match="does not match"):
         parse_stripe_event(PAYLOAD + b" ", HEADER, SECRET, now=JUST_SIGNED)
 
 
@@ -74,7 +74,7 @@ def test_any_matching_v1_entry_is_enough() -> None:
 
 
 def test_v0_signature_alone_is_ignored() -> None:
-    with pytest.raises(InvalidSignature, match="no v1"):
+    with pytest.raises(InvalidSignature, match="expected scheme v1"):
         parse_stripe_event(PAYLOAD, f"t={TIMESTAMP},v0={SIGNATURE}", SECRET, now=JUST_SIGNED)
 
 
@@ -134,3 +134,14 @@ def test_invoice_fixture_carries_its_subscription_under_parent() -> None:
 
     assert "subscription" not in event.object
     assert event.object["parent"]["subscription_details"]["subscription"] == "sub_1QcTestSubscription01"
+
+
+@pytest.mark.parametrize(("payload", "header"), [
+    (b"\xff\xfe not utf-8", HEADER),
+    (PAYLOAD, f"t={TIMESTAMP},v1=\u00e9\u00e9"),
+    (PAYLOAD, "t=,v1=abc"),
+    (PAYLOAD, "v1=abc"),
+])
+def test_a_body_or_header_stripes_own_check_cannot_read_is_an_invalid_signature(payload: bytes, header: str) -> None:
+    with pytest.raises(InvalidSignature):
+        parse_stripe_event(payload, header, SECRET, now=JUST_SIGNED)

@@ -13,11 +13,11 @@ def _member() -> Subscriber:
     return Subscriber.first_contact(PhoneNumber("+14155550123"), AT)
 
 
-def test_an_opted_out_number_may_receive_only_its_opt_out_confirmation() -> None:
+def test_an_opted_out_number_may_receive_only_its_opt_out_confirmation_and_answers_to_help() -> None:
     member = _member()
     member.opt_out(AT, "m1")
     allowed = [kind for kind in MessageKind if member.may_receive(kind)]
-    assert allowed == [MessageKind.OPT_OUT_CONFIRMATION]
+    assert allowed == [MessageKind.OPT_OUT_CONFIRMATION, MessageKind.HELP]
 
 
 def test_opting_out_twice_changes_consent_once() -> None:

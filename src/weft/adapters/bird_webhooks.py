@@ -9,8 +9,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import attrs
+
 from weft.adapters.bird_signatures import verify_bird_signature
 from weft.adapters.json_bodies import load_object
+from weft.adapters.untrusted import MAX_ID_CHARS, problem_in, sms_text
 from weft.application.phone_numbers import sender_phone
 from weft.domain.errors import InvalidPhoneNumber, MalformedWebhook
 from weft.domain.messages import InboundSms
@@ -19,8 +22,6 @@ from weft.domain.phone import PhoneNumber
 _Handler = Callable[[dict[str, Any], str], InboundSms | None]
 
 __all__ = ["parse_bird_payload", "verify_bird_signature"]
-
-MAX_ID_LENGTH = 128
 
 
 def parse_bird_payload(
@@ -33,7 +34,7 @@ def parse_bird_payload(
     """The inbound SMS a Bird webhook carries, None for a valid event we ignore; MalformedWebhook otherwise."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if raw_body.strip() and _is_json(media_type, raw_body):
-        return _checked(_parse_event(load_object(raw_body), default_region))
+        return _checked(_parse_event(load_object(raw_body, strict_strings=False), default_region))
     fields = dict(query)
     if form is not None:
         fields.update(form)
@@ -43,14 +44,16 @@ def parse_bird_payload(
 
 
 def _checked(sms: InboundSms | None) -> InboundSms | None:
-    """Ids must fit the store's columns and be plain tokens: they end up in SQL rows and provider URLs."""
+    """Ids must fit the store's columns and be plain tokens: they end up in SQL rows and provider URLs. The text
+    is cleaned and cut to what an SMS can carry (untrusted.sms_text)."""
     if sms is None:
         return None
     for name in ("provider_id", "conversation_id", "channel_id"):
         value = getattr(sms, name)
-        if value is not None and (len(value) > MAX_ID_LENGTH or not value.isprintable() or not value.strip()):
-            raise MalformedWebhook(f"{name} must be 1 to {MAX_ID_LENGTH} printable characters")
-    return sms
+        if value is not None and (len(value) > MAX_ID_CHARS or not value.isprintable() or not value.strip()):
+            raise MalformedWebhook(f"{name} must be 1 to {MAX_ID_CHARS} printable characters")
+    text = sms_text(sms.text)
+    return sms if text == sms.text else attrs.evolve(sms, text=text)
 
 
 def _is_json(media_type: str, body: bytes) -> bool:
@@ -226,6 +229,8 @@ def _phone(root: Any, path: str, region: str, international: bool = False) -> Ph
     """The sender's phone at path (see sender_phone); international numbers arrive as bare digits and get
     their '+' back."""
     raw = _required(root, path).strip()
+    if problem := problem_in(raw):
+        raise MalformedWebhook(f"{path} {problem}")
     if international and not raw.startswith("+"):
         raw = "+" + raw
     try:

@@ -8,17 +8,24 @@ from typing import Any
 
 import httpx
 
+from weft.adapters.untrusted import MAX_JSON_DEPTH, json_problem
 from weft.domain.errors import MalformedWebhook
 
 
-def load_object(raw: bytes, what: str = "body") -> dict[str, Any]:
-    """The JSON object in raw, or MalformedWebhook saying what is wrong with it."""
+def load_object(raw: bytes, what: str = "body", strict_strings: bool = True) -> dict[str, Any]:
+    """The JSON object in raw, or MalformedWebhook saying what is wrong with it: not JSON, not an object, nested
+    too deep, or (with `strict_strings`) a string holding a NUL or half an emoji. A provider's free text may hold
+    the latter; its parser then cleans that text (untrusted.sms_text)."""
     try:
         value = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise MalformedWebhook(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
         raise MalformedWebhook(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise MalformedWebhook(f"{what} is JSON but not an object (got {type(value).__name__})")
+    if problem := json_problem(value, strings=strict_strings):
+        raise MalformedWebhook(f"{what}: {problem}")
     return value
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from typing import Any
 
+import stripe
+
 from weft.adapters.json_bodies import load_object
+from weft.adapters.untrusted import identifier
 from weft.application.ports import PaymentEvent
 from weft.domain.errors import InvalidSignature, MalformedWebhook
 
@@ -33,31 +34,31 @@ def verify_stripe_signature(
     now: float | None = None,
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
 ) -> None:
-    """Raise InvalidSignature unless some v1 signature is the HMAC of "t.body" and t is not older than tolerance."""
+    """Raise InvalidSignature unless stripe-python's own check (`WebhookSignature.verify_header`: some v1 entry is
+    the HMAC of "t.body") passes and t is not older than tolerance (checked here against `now`, so it can be
+    tested; as stripe-python, only old timestamps are refused, and a tolerance of 0 turns the check off)."""
     if not secret.strip():
         raise InvalidSignature("no Stripe webhook secret configured")
-    timestamp, signatures = _parse_header(signature_header)
-    expected = hmac.new(secret.encode(), str(timestamp).encode() + b"." + payload, hashlib.sha256).hexdigest().encode()
-    if not any(hmac.compare_digest(expected, signature.encode()) for signature in signatures):
-        raise InvalidSignature("no Stripe-Signature v1 entry matches the payload")
-    # As stripe-python: only old timestamps are refused (replays); a tolerance of 0 turns the check off.
+    if not signature_header:
+        raise InvalidSignature("missing Stripe-Signature header")
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance=0)
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidSignature(f"Stripe-Signature does not match: {exc.user_message or exc}") from None
+    except (UnicodeError, TypeError, ValueError):  # a body that is not UTF-8, a signature that is not ASCII
+        raise InvalidSignature("Stripe-Signature does not match the payload") from None
+    timestamp = _timestamp(signature_header)
     current = time.time() if now is None else now
     if tolerance and timestamp < current - tolerance:
         raise InvalidSignature(f"Stripe-Signature timestamp {timestamp} is older than {tolerance} s")
 
 
-def _parse_header(header: str | None) -> tuple[int, list[str]]:
-    """The timestamp and the v1 signatures in a `t=…,v1=…,v0=…` header."""
-    if not header:
-        raise InvalidSignature("missing Stripe-Signature header")
-    pairs = [(key.strip(), value.strip()) for key, _, value in (item.partition("=") for item in header.split(","))]
-    timestamps = [value for key, value in pairs if key == "t"]
-    signatures = [value for key, value in pairs if key == "v1" and value]
-    if len(timestamps) != 1 or not timestamps[0].isascii() or not timestamps[0].isdigit():
+def _timestamp(header: str) -> int:
+    """The `t=` of a header stripe-python has verified (it signs that timestamp)."""
+    values = [value.strip() for key, _, value in (item.partition("=") for item in header.split(",")) if key == "t"]
+    if not values or not values[0].isascii() or not values[0].isdigit():
         raise InvalidSignature("Stripe-Signature header has no valid timestamp")
-    if not signatures:
-        raise InvalidSignature("Stripe-Signature header has no v1 signature")
-    return int(timestamps[0]), signatures
+    return int(values[0])
 
 
 def _event(body: dict[str, Any]) -> PaymentEvent:
@@ -65,6 +66,11 @@ def _event(body: dict[str, Any]) -> PaymentEvent:
     event_id, event_type, data = body.get("id"), body.get("type"), body.get("data")
     if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str) or not event_type:
         raise MalformedWebhook("Stripe event lacks an id or a type")
+    try:
+        identifier(event_id, "Stripe event id")
+        identifier(event_type, "Stripe event type", max_chars=64)
+    except ValueError as exc:
+        raise MalformedWebhook(str(exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise MalformedWebhook(f"Stripe event {event_id} has no data.object")
     return PaymentEvent(id=event_id, type=event_type, object=data["object"])

@@ -70,7 +70,7 @@ class ApplyKeywords:
             kind = self._react(subscriber, command, message, at)
             cancellations += self._cancel_dropped_subscription(tx, subscriber, command, now)
             if kind is not None and self._should_reply(subscriber, kind):
-                replies.append((self._reply(message, kind, now), now))
+                replies.append((self._reply(message, kind, now, subscriber.opted_out), now))
         tx.members.save_many(list(members.values()))
         queued = tx.outbox.enqueue_many(replies, now)
         tx.inbound.mark_processed([m.provider_id for m in messages], now)
@@ -117,26 +117,26 @@ class ApplyKeywords:
             return False
         return subscriber.may_receive(kind)
 
-    def _reply(self, message: InboundSms, kind: MessageKind, now: datetime) -> OutboundSms:
+    def _reply(self, message: InboundSms, kind: MessageKind, now: datetime, opted_out: bool) -> OutboundSms:
         """The one reply to this inbound text (keyed by its provider id); a join link expires with its link."""
         link_ttl = self._links.ttl_seconds if self._links and kind is MessageKind.JOIN_LINK else None
         return OutboundSms(
             id=outbox_key("reply", message.provider_id),
             to=message.sender,
-            text=self._text(kind, message),
+            text=self._text(kind, message, opted_out),
             kind=kind,
             conversation_id=message.conversation_id,
             channel_id=message.channel_id,
             expires_at=now + timedelta(seconds=link_ttl) if link_ttl else None,
         )
 
-    def _text(self, kind: MessageKind, message: InboundSms) -> str:
+    def _text(self, kind: MessageKind, message: InboundSms, opted_out: bool) -> str:
         templates = {
             MessageKind.JOIN_LINK: self._replies.join,
             MessageKind.OPT_OUT_CONFIRMATION: self._replies.opt_out,
             MessageKind.OPT_IN_CONFIRMATION: self._replies.opt_in,
             MessageKind.DOWNGRADE_CONFIRMATION: self._replies.leave_paid,
-            MessageKind.HELP: self._replies.help,
+            MessageKind.HELP: self._replies.help_opted_out if opted_out else self._replies.help,
             MessageKind.WELCOME: self._replies.welcome,
         }
         token = self._links.issue(message.sender) if self._links and kind is MessageKind.JOIN_LINK else None

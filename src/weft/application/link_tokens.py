@@ -7,6 +7,9 @@ import hmac
 from weft.application.ports import Clock
 from weft.domain.phone import PhoneNumber
 
+MAX_EXPIRY_DIGITS = 12
+"""Hex digits of an expiry in seconds: 12 reach far past any TTL."""
+
 
 class LinkTokens:
     """Signed tokens that bind a landing-page link to the phone it was texted to, until they expire."""
@@ -27,6 +30,8 @@ class LinkTokens:
     def verify(self, token: str | None, phone: PhoneNumber) -> bool:
         """True when the token was issued for this phone and has not expired."""
         expires_hex, _, mac = (token or "").partition(".")
+        if not 0 < len(expires_hex) <= MAX_EXPIRY_DIGITS or not expires_hex.isascii() or not mac.isascii():
+            return False  # not one of ours; a huge number would also fail when turned into text for the MAC
         try:
             expires = int(expires_hex, 16)
         except ValueError:

@@ -26,6 +26,10 @@ class Replies:
     help: str = (
         "{program}: {frequency}. Support: {support}. Msg & data rates may apply. Reply STOP to opt out."
     )
+    help_opted_out: str = (
+        "{program}: you have opted out and get no messages from us. Support: {support}. "
+        "Reply {join_word} or START to rejoin."
+    )
     confirmation_request: str = "Reply YES to confirm your Community Weft membership"
     welcome: str = (
         "Welcome to Community Weft! You are now part of our community. We are excited to have you here. "

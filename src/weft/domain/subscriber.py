@@ -65,9 +65,11 @@ class Subscriber:
         return self.last_message_at is not None
 
     def may_receive(self, kind: MessageKind) -> bool:
-        """An opted-out number gets its opt-out confirmation and nothing else; without consent, replies only."""
+        """An opted-out number gets its opt-out confirmation and answers to HELP, nothing else; without consent,
+        replies only."""
         if self.opted_out:
-            return kind is MessageKind.OPT_OUT_CONFIRMATION
+            # Carriers expect HELP answered at any time; its answer to an opted-out number says how to rejoin.
+            return kind in (MessageKind.OPT_OUT_CONFIRMATION, MessageKind.HELP)
         return self.consent is Consent.SUBSCRIBED or kind in REPLY_KINDS
 
     def record_inbound(self, text: str, at: datetime) -> None:

@@ -164,6 +164,8 @@ def _since(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     except ValueError:
         raise HTTPException(400, f"since must be an ISO 8601 time, not {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise HTTPException(400, f"since is outside the years 1 to 9999 in UTC: {value!r}") from None

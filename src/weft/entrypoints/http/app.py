@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weft.application.pacing import Foreground
 from weft.containers import Container
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_MAX_BYTES = 256 * 1024
 API_MAX_BYTES = 16 * 1024
+BODY_LIMITS = {"/bird-sms-webhook": WEBHOOK_MAX_BYTES, "/api/stripe/webhook": WEBHOOK_MAX_BYTES}
+"""Every other route takes at most API_MAX_BYTES, whatever its method."""
 
 
 def create_app(container: Container, background: bool = True) -> Starlette:
@@ -55,7 +57,8 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     return Starlette(
         routes=routes(container),
         lifespan=lifespan,
-        middleware=[Middleware(CountInFlight, foreground=container.foreground())],
+        middleware=[Middleware(Edge, foreground=container.foreground(), limits=BODY_LIMITS,
+                               default_limit=API_MAX_BYTES)],
         exception_handlers={
             MalformedWebhook: _bad_request,
             InvalidPhoneNumber: _bad_request,
@@ -67,25 +70,64 @@ def create_app(container: Container, background: bool = True) -> Starlette:
             PaymentProviderUnavailable: _unavailable,
             PaymentProviderError: _provider_refused,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
         },
     )
 
 
-class CountInFlight:
-    """Counts the requests being answered, so background work in this process lets them go first."""
+class Edge:
+    """What every request passes first: it is counted (background work lets a burst go first), its path and query
+    string may not carry NUL (no column can store it), and its body may not exceed the route's limit: a declared
+    Content-Length over it is refused before anything is read, and a body that grows past it while being read
+    is cut off with the same 413."""
 
-    def __init__(self, app: ASGIApp, foreground: Foreground) -> None:
+    def __init__(self, app: ASGIApp, foreground: Foreground, limits: dict[str, int], default_limit: int) -> None:
         self._app, self._foreground = app, foreground
+        self._limits, self._default_limit = limits, default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
+            await _refuse(scope, receive, send, 400, "the path or query string contains a NUL character")
+            return
+        limit = self._limits.get(scope["path"], self._default_limit)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _refuse(scope, receive, send, 413, f"the body is over the {limit} bytes this route accepts")
+            return
         self._foreground.enter()
         try:
-            await self._app(scope, receive, send)
+            await self._app(scope, _limited(receive, limit), send)
         finally:
             self._foreground.leave()
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def receive_within_limit() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, f"the body is over the {limit} bytes this route accepts")
+        return message
+
+    return receive_within_limit
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, error: str) -> None:
+    await JSONResponse({"error": error}, status_code=status)(scope, receive, send)
 
 
 async def close_clients(container: Container) -> None:
@@ -102,13 +144,12 @@ def routes(container: Container) -> list[BaseRoute]:
     stripe = checkout.StripeWebhook(container.receive_payment_event(), container.settings())
     # The webhooks first: Starlette tries routes in order, and these are the busiest.
     return [
-        Route("/bird-sms-webhook", bird.receive, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
+        Route("/bird-sms-webhook", bird.receive, methods=["POST"]),
         Route("/bird-sms-webhook", bird.verify, methods=["GET"]),
-        Route("/api/stripe/webhook", stripe.receive, methods=["POST"], max_body_size=WEBHOOK_MAX_BYTES),
+        Route("/api/stripe/webhook", stripe.receive, methods=["POST"]),
         *pages.page_routes(),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/api/stripe/create-checkout-session", checkout.create_checkout_session, methods=["POST"],
-              max_body_size=API_MAX_BYTES),
+        Route("/api/stripe/create-checkout-session", checkout.create_checkout_session, methods=["POST"]),
         Route("/api/stripe/session", checkout.checkout_session_status, methods=["GET"]),
         Route("/test-checkout/{session_id}/pay", checkout.pay_test_checkout, methods=["POST"]),
         Route("/api/admin/payments", admin.list_payments, methods=["GET"]),
@@ -159,6 +200,12 @@ async def _provider_refused(request: Request, exc: Exception) -> Response:
 async def _unauthorized(request: Request, exc: Exception) -> Response:
     log.warning("rejected %s %s: %s", request.method, request.url.path, exc)
     return JSONResponse({"error": str(exc)}, status_code=401)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up before its body arrived: one line, no traceback; the answer goes nowhere."""
+    log.info("client disconnected before sending its body: %s %s", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

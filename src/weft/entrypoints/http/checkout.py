@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from weft.adapters.console_email import mask_email
+from weft.adapters.json_bodies import load_object
 from weft.adapters.stripe_webhooks import parse_stripe_event
 from weft.adapters.test_mode_payments import TestModePaymentGateway
 from weft.application.handle_payment_event import HandlePaymentEvent
@@ -17,9 +18,11 @@ from weft.application.receive_payment_event import ReceivePaymentEvent
 from weft.application.start_checkout import CheckoutForm, StartCheckout
 from weft.application.views import Views
 from weft.config import Settings
-from weft.domain.errors import InvalidCheckout, InvalidSignature, PaymentProviderError
+from weft.domain.errors import InvalidCheckout, InvalidSignature, MalformedWebhook, PaymentProviderError
 
 FORM_FIELDS = ("tier", "email", "phone", "amount", "payment_type", "token")
+MAX_TOKEN_CHARS = 64
+"""A link token is about 37 characters (expiry and MAC)."""
 
 
 @inject
@@ -88,10 +91,12 @@ async def pay_test_checkout(
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
+    """The form as a JSON object, checked at the edge (depth, NUL, half emoji) and the token's length."""
     try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidCheckout("body", "must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise InvalidCheckout("body", "must be a JSON object")
+        body = load_object(await request.body(), "body")
+    except MalformedWebhook as exc:
+        raise InvalidCheckout("body", f"must be a JSON object: {exc}") from None
+    token = body.get("token")
+    if isinstance(token, str) and len(token) > MAX_TOKEN_CHARS:
+        raise InvalidCheckout("token", f"is not a sign-up link token (over {MAX_TOKEN_CHARS} characters)")
     return body
