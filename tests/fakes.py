@@ -297,12 +297,15 @@ class _Inbound:
         self.state.unapplied.add(message.provider_id)
         return True
 
-    def pending(self, phone: PhoneNumber | None = None, limit: int | None = None) -> list[InboundSms]:
+    def pending(self, phones: Collection[PhoneNumber] | None = None, limit: int | None = None) -> list[InboundSms]:
         found = sorted(
             ((at, key) for key in self.state.unapplied
-             for message, at in [self.state.inbound[key]] if phone is None or message.sender == phone),
+             for message, at in [self.state.inbound[key]] if phones is None or message.sender in phones),
         )
         return [attrs.evolve(self.state.inbound[key][0], received_at=at) for at, key in found[:limit]]
+
+    def hold(self, phones: Sequence[PhoneNumber], wait: bool) -> list[PhoneNumber]:
+        return sorted(set(phones), key=lambda p: p.e164)  # one transaction at a time here
 
     def mark_processed(self, provider_ids: Sequence[str], at: datetime, error: str | None = None) -> None:
         self.state.unapplied.difference_update(provider_ids)

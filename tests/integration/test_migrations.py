@@ -194,6 +194,12 @@ def test_a_database_at_an_earlier_revision_migrates_to_head_with_its_rows_intact
     # Texts stored before the inbound worker existed were applied when they arrived: none waits to be applied.
     inbound = _rows(engine, t["inbound_messages"])
     assert [(m["provider_id"], m["processed_at"], m["error"]) for m in inbound] == [("bird-in-1", AT_UTC, None)]
+    # A Weft from before 0006, still running during a rolling deploy, applies its texts as it stores them and names
+    # no processed_at: the column's default marks them applied, so the inbound worker does not apply them again.
+    with engine.begin() as connection:
+        connection.execute(sa.insert(_table(connection, "inbound_messages")), [{**INBOUND, "provider_id": "old-2"}])
+    waiting = {m["provider_id"]: m["processed_at"] for m in _rows(engine, t["inbound_messages"])}
+    assert waiting["old-2"] is not None
     payments = _rows(engine, t["payments"], t["payments"].c.id)
     journeys = _rows(engine, t["journeys"], t["journeys"].c.id)
     if start == "0001":

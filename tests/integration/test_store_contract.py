@@ -389,7 +389,10 @@ async def test_stored_texts_wait_oldest_first_until_marked_processed(store: Stor
     assert waiting == [InboundSms(key, phone, text, conversation_id=f"conv-{key}", channel_id="ch-1",
                                   received_at=at) for key, phone, text, at in arrivals]
     assert [m.provider_id for m in await store.transaction(lambda tx: tx.inbound.pending(limit=2))] == ["c", "b"]
-    assert [m.provider_id for m in await store.transaction(lambda tx: tx.inbound.pending(PHONE))] == ["c", "a"]
+    assert [m.provider_id for m in await store.transaction(lambda tx: tx.inbound.pending([PHONE]))] == ["c", "a"]
+    assert await store.transaction(lambda tx: tx.inbound.pending([])) == []
+    held = await store.transaction(lambda tx: tx.inbound.hold([PHONE, OTHER_PHONE, PHONE], wait=False))
+    assert held == [PHONE, OTHER_PHONE]
 
     await store.transaction(lambda tx: tx.inbound.mark_processed(["c", "b"], later(4)))
     assert [m.provider_id for m in await store.transaction(lambda tx: tx.inbound.pending())] == ["a"]

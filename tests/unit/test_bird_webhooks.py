@@ -353,6 +353,18 @@ def test_an_e164_sender_is_taken_as_delivered_even_where_the_numbering_plan_does
     assert sms is not None and sms.sender == PhoneNumber(sender)
 
 
+def test_an_international_sender_is_stored_in_canonical_form() -> None:
+    event = fixture_json("channels_sms_inbound.json")
+    event["payload"]["sender"]["contact"]["identifierValue"] = "+610412345678"  # a trunk 0 kept after +61
+    sms = parse_json(event)
+    assert sms is not None and sms.sender == PhoneNumber("+61412345678")
+
+
+def test_bare_digits_given_the_plus_by_us_are_validated_in_full() -> None:
+    with pytest.raises(MalformedWebhook, match="not a valid number"):
+        parse_bird_payload(b"", "", {"originator": "4155550123", "body": "STOP"}, None)
+
+
 @pytest.mark.parametrize("sender", ["+1 415 555 0123", "(415) 555-0123", "4155550123"])
 def test_a_sender_in_any_other_form_is_parsed_and_validated(sender: str) -> None:
     event = fixture_json("channels_sms_inbound.json")

@@ -14,7 +14,7 @@ import attrs
 from weft.adapters.bird_signatures import verify_bird_signature
 from weft.adapters.json_bodies import load_object
 from weft.adapters.untrusted import MAX_ID_CHARS, problem_in, sms_text
-from weft.application.phone_numbers import sender_phone
+from weft.application.phone_numbers import normalise_phone, sender_phone
 from weft.domain.errors import InvalidPhoneNumber, MalformedWebhook
 from weft.domain.messages import InboundSms
 from weft.domain.phone import PhoneNumber
@@ -231,10 +231,12 @@ def _phone(root: Any, path: str, region: str, international: bool = False) -> Ph
     raw = _required(root, path).strip()
     if problem := problem_in(raw):
         raise MalformedWebhook(f"{path} {problem}")
-    if international and not raw.startswith("+"):
+    delivered_international = raw.startswith("+")
+    if international and not delivered_international:
         raw = "+" + raw
     try:
-        return sender_phone(raw, region)
+        # A '+' we added is our guess, so that number is validated in full.
+        return sender_phone(raw, region) if delivered_international else normalise_phone(raw, region)
     except InvalidPhoneNumber as exc:
         raise MalformedWebhook(f"{path}: {exc}") from exc
 

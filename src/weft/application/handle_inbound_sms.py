@@ -10,7 +10,7 @@ import attrs
 from weft.application.link_tokens import LinkTokens
 from weft.application.ports import Clock
 from weft.application.replies import Replies
-from weft.application.unit_of_work import Cancellation, Store, Transaction
+from weft.application.unit_of_work import Cancellation, Store, StoreError, Transaction
 from weft.domain.keywords import DEFAULT_JOIN_WORDS, Keyword, KeywordCommand, parse_keyword
 from weft.domain.messages import InboundSms, MessageKind, OutboundSms, outbox_key
 from weft.domain.subscriber import Consent, Subscriber
@@ -174,6 +174,8 @@ class HandleInboundSms:
         apply_now = self._apply.opts_out(message)
         try:
             outcome, applied = await self._store.transaction(lambda tx: self._receive(tx, message, now, apply_now))
+        except StoreError:
+            raise  # nothing was stored: the provider is answered 503 and sends the text again
         except Exception:
             if not apply_now:
                 raise
@@ -194,14 +196,20 @@ class HandleInboundSms:
             return InboundOutcome.DUPLICATE, Applied()
         if not apply_now:
             return InboundOutcome.RECEIVED, Applied()
-        return InboundOutcome.PROCESSED, self._apply(tx, tx.inbound.pending(message.sender), now)
+        tx.inbound.hold([message.sender], wait=True)  # waits while a worker applies this number's earlier texts
+        return InboundOutcome.PROCESSED, self._apply(tx, tx.inbound.pending([message.sender]), now)
 
 
 class ProcessInboundSms:
     """The inbound worker's step: apply the oldest stored texts, a batch per transaction (no provider call, so
-    no lease: the batch is read, applied and marked done in one commit). A batch that raises is retried one
-    text at a time, and a text that raises alone is set aside with its error, so one bad text never holds up
-    the rest."""
+    no lease: the batch is read, applied and marked done in one commit).
+
+    It holds each number's applier lock (Inbound.hold) and applies every waiting text of the numbers it holds,
+    so with several instances each number's texts still apply once and in order; numbers another instance holds
+    wait for the next step. A batch that raises for a reason of its own (not the store's) is retried a text at a
+    time, and a text that raises alone is set aside with its error, so one bad text never holds up the rest.
+    When the store itself fails, nothing is set aside: the step fails and the worker tries again later.
+    """
 
     def __init__(self, store: Store, clock: Clock, apply: ApplyKeywords, wakeups: InboundWakeups,
                  batch_size: int = 64) -> None:
@@ -211,23 +219,38 @@ class ProcessInboundSms:
     async def __call__(self) -> int:
         now = self._clock.now()
         try:
-            applied = await self._store.transaction(
-                lambda tx: self._apply(tx, tx.inbound.pending(limit=self._batch_size), now))
+            applied = await self._store.transaction(lambda tx: self._apply_oldest(tx, now))
+        except StoreError:
+            raise
         except Exception:
             log.exception("applying a batch of inbound texts failed; applying them one at a time")
-            return await self._oldest_alone(now)
+            handled = 0
+            while handled < self._batch_size and (alone := await self._oldest_alone(now)):
+                handled += alone
+            return handled
         self._wakeups.after(applied)
         return applied.texts
+
+    def _apply_oldest(self, tx: Transaction, now: datetime) -> Applied:
+        oldest = tx.inbound.pending(limit=self._batch_size)
+        held = tx.inbound.hold(sorted({m.sender for m in oldest}, key=lambda p: p.e164), wait=False)
+        # Read again under the locks: another instance may have applied some of them since.
+        return self._apply(tx, tx.inbound.pending(held), now) if held else Applied()
 
     async def _oldest_alone(self, now: datetime) -> int:
         held: list[InboundSms] = []
 
         def apply_oldest(tx: Transaction) -> Applied:
-            held[:] = tx.inbound.pending(limit=1)
+            oldest = tx.inbound.pending(limit=1)
+            if not oldest or not tx.inbound.hold([oldest[0].sender], wait=False):
+                return Applied()
+            held[:] = tx.inbound.pending([oldest[0].sender], limit=1)
             return self._apply(tx, held, now)
 
         try:
             applied = await self._store.transaction(apply_oldest)
+        except StoreError:
+            raise
         except Exception as exc:
             if not held:
                 raise

@@ -27,12 +27,16 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def sender_phone(raw: str, default_region: str = "US") -> PhoneNumber:
-    """The number a provider says a text came from. An E.164 number is taken as it is: the carrier has just
-    delivered a text from it, and refusing it because the numbering plan's metadata lags a newly opened range
-    would lose that text, a STOP among them. Any other form is parsed and validated as `normalise_phone` does."""
+    """The number a provider says a text came from. A number delivered in international form (+ and digits) of a
+    possible length is taken even where the numbering plan's metadata does not know its range yet: the carrier
+    has just delivered a text from it, and refusing it would lose that text, a STOP among them. It is still put
+    in canonical E.164 (a trunk 0 after the country code is dropped), so it matches the member's stored number.
+    Any other form is parsed and validated as `normalise_phone` does."""
     text = raw.strip()
     if _E164.fullmatch(text):
-        return PhoneNumber(text)
+        parsed = phonenumbers.parse(text)
+        if phonenumbers.is_possible_number(parsed):
+            return PhoneNumber(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
     return normalise_phone(text, default_region)
 
 

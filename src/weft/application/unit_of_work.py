@@ -115,9 +115,14 @@ class InboundMessages(Protocol):
         """Store the message once per provider id, waiting to be applied; False when it was already stored."""
         ...
 
-    def pending(self, phone: PhoneNumber | None = None, limit: int | None = None) -> list[InboundSms]:
-        """Stored texts not yet applied (of one number, or of all), oldest first, each with its `received_at`.
-        Locked until the transaction ends; without `phone`, texts another transaction holds are skipped."""
+    def pending(self, phones: Collection[PhoneNumber] | None = None, limit: int | None = None) -> list[InboundSms]:
+        """Stored texts not yet applied (of these numbers, or of all), oldest first, each with its `received_at`."""
+        ...
+
+    def hold(self, phones: Sequence[PhoneNumber], wait: bool) -> list[PhoneNumber]:
+        """Take each number's applier lock until the transaction ends, so one transaction at a time applies a
+        number's texts, in order; without `wait`, the numbers another transaction holds are left out. Returns
+        the numbers held."""
         ...
 
     def mark_processed(self, provider_ids: Sequence[str], at: datetime, error: str | None = None) -> None:
@@ -317,6 +322,11 @@ class Transaction(Protocol):
 
     @property
     def leases(self) -> Leases: ...
+
+
+class StoreError(Exception):
+    """The store failed for reasons outside the unit of work (connection lost, deadlock, a failed commit): nothing
+    of it was committed, and the same work may succeed when tried again."""
 
 
 class Store(Protocol):

@@ -51,14 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--background", choices=["process", "inline"], default=None,
-        help="where outbox delivery, journeys and cancellations run: a `weft worker` child process on its own "
-             "core (the default on PostgreSQL with Stripe), or inside the web process (the default on SQLite, whose "
+        help="where applying inbound texts, outbox delivery, journeys and cancellations run: a `weft worker` "
+             "child process on its own core (the default on PostgreSQL with Stripe), or inside the web process "
+             "(the default on SQLite, whose "
              "single write lock would starve a second process under load, and in test mode, whose checkout "
              "lives in this process's memory)",
     )
     serve.set_defaults(run=_serve)
-    worker = commands.add_parser("worker", help="run the background work (sends, journeys, cancellations, campaigns, "
-                                               "the monthly scheduler) until stopped")
+    worker = commands.add_parser("worker", help="run the background work (inbound texts, sends, journeys, "
+                                               "cancellations, campaigns, the monthly scheduler) until stopped")
     worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(run=_worker)
     simulate = commands.add_parser("simulate-sms", help="process a text as if it came from the SMS provider")
@@ -79,9 +80,9 @@ def _serve(container: Container, args: argparse.Namespace) -> int:
     inline = args.background == "inline" or (args.background is None and _inline_by_default(container.settings()))
     child = None if inline else WorkerProcess([sys.executable, "-m", "weft.entrypoints.cli", "worker",
                                                 "--exit-with-parent"])
-    app = create_app(container, background=inline)
-    freeze_startup_objects()
     try:
+        app = create_app(container, background=inline)
+        freeze_startup_objects()
         # log_config=None: uvicorn logs through our handlers, so its access log is masked too.
         uvicorn.run(app, host=args.host, port=args.port, log_config=None)
     finally:

@@ -22,14 +22,16 @@ _GET_MANY = sa.select(t.subscribers).where(t.subscribers.c.phone.in_(sa.bindpara
 _GET_MANY_FOR_UPDATE = _GET_MANY.order_by(t.subscribers.c.phone).with_for_update()
 _i = t.inbound_messages.c
 _PENDING_ORDER = (_i.received_at, _i.provider_id)
-# The worker skips texts another instance holds (PostgreSQL); an opt-out waits for its number's earlier texts.
-_PENDING = (sa.select(t.inbound_messages).where(_i.processed_at.is_(None)).order_by(*_PENDING_ORDER)
-            .with_for_update(skip_locked=True))
-_PENDING_FROM = (sa.select(t.inbound_messages).where(_i.processed_at.is_(None), _i.phone == sa.bindparam("phone"))
-                 .order_by(*_PENDING_ORDER).with_for_update())
+_PENDING = sa.select(t.inbound_messages).where(_i.processed_at.is_(None)).order_by(*_PENDING_ORDER)
+_PENDING_OF = _PENDING.where(_i.phone.in_(sa.bindparam("phones", expanding=True)))
+# PostgreSQL advisory locks, one per number in Weft's own namespace (the first key), held to the end of the
+# transaction: instances applying texts take turns per number, so each number's texts apply in order.
+_APPLIER_LOCKS = 7301
+_HOLD = sa.text(f"SELECT pg_advisory_xact_lock({_APPLIER_LOCKS}, hashtext(:phone))")
+_TRY_HOLD = sa.text(f"SELECT pg_try_advisory_xact_lock({_APPLIER_LOCKS}, hashtext(:phone))")
 _MARK_PROCESSED = (t.inbound_messages.update().where(_i.provider_id.in_(sa.bindparam("ids", expanding=True)))
                    .values(processed_at=sa.bindparam("at"), error=sa.bindparam("error")))
-_INBOUND_KEYS = ("provider_id", "phone", "text", "conversation_id", "channel_id", "received_at")
+_INBOUND_KEYS = ("provider_id", "phone", "text", "conversation_id", "channel_id", "received_at", "processed_at")
 _CONSENT_KEYS = ("phone", "consent", "at", "message_id", "reason")
 CONSENT_VERSION = sa.select(sa.func.coalesce(sa.func.max(t.consent_history.c.id), 0))
 
@@ -80,17 +82,30 @@ class SqlInbound:
         row = {
             "provider_id": message.provider_id, "phone": message.sender.e164, "text": message.text,
             "conversation_id": message.conversation_id, "channel_id": message.channel_id, "received_at": at,
+            "processed_at": None,  # waiting for the inbound worker (NULL, not the column's default)
         }
         return self._writes.record_inbound.execute(self._c, row) == 1
 
-    def pending(self, phone: PhoneNumber | None = None, limit: int | None = None) -> list[InboundSms]:
-        query = _PENDING_FROM if phone is not None else _PENDING
-        rows = self._c.execute(query.limit(limit), {"phone": phone.e164} if phone is not None else {})
+    def pending(self, phones: Collection[PhoneNumber] | None = None, limit: int | None = None) -> list[InboundSms]:
+        if phones is not None and not phones:
+            return []
+        query = _PENDING_OF if phones is not None else _PENDING
+        rows = self._c.execute(query.limit(limit), {"phones": sorted({p.e164 for p in phones})} if phones else {})
         return [
             InboundSms(row.provider_id, PhoneNumber(row.phone), row.text, conversation_id=row.conversation_id,
                        channel_id=row.channel_id, received_at=row.received_at)
             for row in rows
         ]
+
+    def hold(self, phones: Sequence[PhoneNumber], wait: bool) -> list[PhoneNumber]:
+        if self._c.dialect.name != "postgresql":
+            return list(phones)  # SQLite: one writer, so one applier at a time already
+        ordered = sorted(set(phones), key=lambda p: p.e164)  # one order for every transaction: no lock cycle
+        if wait:
+            for phone in ordered:
+                self._c.execute(_HOLD, {"phone": phone.e164})
+            return ordered
+        return [phone for phone in ordered if self._c.execute(_TRY_HOLD, {"phone": phone.e164}).scalar()]
 
     def mark_processed(self, provider_ids: Sequence[str], at: datetime, error: str | None = None) -> None:
         if provider_ids:

@@ -66,7 +66,8 @@ inbound_messages = sa.Table(
     sa.Column("conversation_id", sa.String(128)),
     sa.Column("channel_id", sa.String(128)),
     sa.Column("received_at", UtcDateTime(), nullable=False),
-    sa.Column("processed_at", UtcDateTime()),
+    # The default marks texts stored by a Weft from before the inbound worker (see migration 0006) applied.
+    sa.Column("processed_at", UtcDateTime(), server_default=sa.text("'1970-01-01 00:00:00.000000'")),
     sa.Column("error", sa.Text()),
     sa.Index("ix_inbound_messages_pending", "received_at", sqlite_where=PENDING, postgresql_where=PENDING),
 )

@@ -18,7 +18,7 @@ from weft.adapters.sql.members import SqlInbound, SqlMembers
 from weft.adapters.sql.outbox import SqlOutbox
 from weft.adapters.sql.payments import SqlAudit, SqlCancellations, SqlEvents, SqlPayments
 from weft.adapters.sql.received_events import SqlReceivedEvents
-from weft.application.unit_of_work import Transaction
+from weft.application.unit_of_work import StoreError, Transaction
 
 
 class SqlTransaction:
@@ -114,7 +114,10 @@ class SqlStore:
         future: asyncio.Future[T] = loop.create_future()
         self._ensure_writer()
         self._jobs.put(_Job(work, future, loop))
-        return await asyncio.shield(future)
+        try:
+            return await asyncio.shield(future)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:  # lost connection, deadlock, failed commit
+            raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
     def close(self) -> None:
         """Finish queued work, stop the writer thread and close the connections."""

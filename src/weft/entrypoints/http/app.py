@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weft.application.pacing import Foreground
+from weft.application.unit_of_work import StoreError
 from weft.containers import Container
 from weft.domain.errors import (
     InvalidCheckout,
@@ -71,6 +72,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
             PaymentProviderError: _provider_refused,
             HTTPException: _http_error,
             ClientDisconnect: _client_gone,
+            StoreError: _store_unavailable,
         },
     )
 
@@ -200,6 +202,12 @@ async def _provider_refused(request: Request, exc: Exception) -> Response:
 async def _unauthorized(request: Request, exc: Exception) -> Response:
     log.warning("rejected %s %s: %s", request.method, request.url.path, exc)
     return JSONResponse({"error": str(exc)}, status_code=401)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """The database failed (connection, deadlock, commit): nothing was stored, so the sender should try again."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"error": "the database is unavailable, try again"}, status_code=503)
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

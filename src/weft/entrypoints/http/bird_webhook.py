@@ -19,7 +19,8 @@ class BirdWebhook:
         self._handle, self._settings = handle, settings
 
     async def receive(self, request: Request) -> Response:
-        """Verify, parse and record one Bird delivery; answers once the message and its reply are committed."""
+        """Verify, parse and store one Bird delivery; answers once the text is committed (an opt-out also applied,
+        its confirmation queued); the inbound worker applies any other text moments later."""
         settings = self._settings
         body = await request.body()
         if settings.bird_signing_key:
