@@ -30,10 +30,12 @@ def test_simulate_sms_runs_the_keyword_flow_and_subscribers_shows_the_state(tmp_
     stopped = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "STOP")
     assert "consent: opted_out" in stopped.stdout
     helped = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "HELP")
-    assert "reply" not in helped.stdout
+    assert "reply (sent): The Weft: you have opted out" in helped.stdout  # HELP is answered at any time
+    chatted = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "hello")
+    assert "reply" not in chatted.stdout
     table = weft(tmp_path, "subscribers").stdout.splitlines()
     assert table[0].split() == ["PHONE", "CONSENT", "MEMBERSHIP", "LAST", "MESSAGE", "UPDATED"]
-    assert table[1].split()[:4] == ["+14155550123", "opted_out", "free", "HELP"]
+    assert table[1].split()[:4] == ["+14155550123", "opted_out", "free", "hello"]
     assert (tmp_path / "weft.db").exists()
 
 

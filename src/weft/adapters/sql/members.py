@@ -98,9 +98,9 @@ class SqlInbound:
         ]
 
     def hold(self, phones: Sequence[PhoneNumber], wait: bool) -> list[PhoneNumber]:
-        if self._c.dialect.name != "postgresql":
-            return list(phones)  # SQLite: one writer, so one applier at a time already
         ordered = sorted(set(phones), key=lambda p: p.e164)  # one order for every transaction: no lock cycle
+        if self._c.dialect.name != "postgresql":
+            return ordered  # SQLite: one writer, so one applier at a time already
         if wait:
             for phone in ordered:
                 self._c.execute(_HOLD, {"phone": phone.e164})
