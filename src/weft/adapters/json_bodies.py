@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,8 @@ import httpx
 
 from weft.adapters.untrusted import MAX_JSON_DEPTH, json_problem
 from weft.domain.errors import MalformedWebhook
+
+_RISKY_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def load_object(raw: bytes, what: str = "body", strict_strings: bool = True) -> dict[str, Any]:
@@ -24,7 +27,14 @@ def load_object(raw: bytes, what: str = "body", strict_strings: bool = True) -> 
         raise MalformedWebhook(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise MalformedWebhook(f"{what} is JSON but not an object (got {type(value).__name__})")
-    if problem := json_problem(value, strings=strict_strings):
+    # Walk the parsed value only when the text could hide a problem: enough brackets to nest too deep, or (for
+    # strict strings) an escape that decodes to NUL or half a surrogate pair, or any byte beyond ASCII (json
+    # decodes bytes with surrogatepass, so an encoded lone surrogate needs no escape). Plain ASCII JSON cannot
+    # carry a raw NUL: it is refused as a control character.
+    deep = raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH
+    risky = strict_strings and (not raw.isascii() or _RISKY_ESCAPE.search(raw) is not None)
+    if (deep or risky) and (
+            problem := json_problem(value, strings=strict_strings)):
         raise MalformedWebhook(f"{what}: {problem}")
     return value
 

@@ -15,7 +15,7 @@ MAX_ID_CHARS = 128
 """Provider ids (Bird message ids, Stripe event, session and subscription ids) fit a 128-character column."""
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def problem_in(value: str) -> str | None:
