@@ -49,3 +49,16 @@ async def test_a_step_worker_takes_one_step_per_max_wait_during_a_burst() -> Non
     foreground.enter()
     assert await worker.drain() == 3
     assert min(b - a for a, b in zip(steps, steps[1:], strict=False)) >= 0.04
+
+
+def test_watchers_hear_when_a_burst_starts_and_when_it_eases_once_each() -> None:
+    foreground = Foreground(busy_at=2)
+    heard: list[bool] = []
+    foreground.watch(heard.append)
+    foreground.enter()
+    foreground.enter()
+    foreground.enter()
+    foreground.leave()
+    foreground.leave()
+    foreground.leave()
+    assert heard == [True, False]

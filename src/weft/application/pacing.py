@@ -98,10 +98,15 @@ class Foreground:
     first (a slow answer makes the sender time out and send again), and background work still takes a step at
     least every `max_wait`."""
 
-    def __init__(self, busy_at: int = 8, max_wait: float = 0.1) -> None:
+    def __init__(self, busy_at: int = 8, max_wait: float = 0.25) -> None:
         self._busy_at, self._max_wait = busy_at, max_wait
         self._in_flight = 0
         self._eased: asyncio.Event | None = None
+        self._watchers: list[Callable[[bool], None]] = []
+
+    def watch(self, call: Callable[[bool], None]) -> None:
+        """Call `call(busy)` whenever a burst starts (True) or eases (False)."""
+        self._watchers.append(call)
 
     @property
     def busy(self) -> bool:
@@ -109,13 +114,19 @@ class Foreground:
 
     def enter(self) -> None:
         self._in_flight += 1
-        if self._eased is not None and self.busy:
-            self._eased.clear()
+        if self._in_flight == self._busy_at:
+            if self._eased is not None:
+                self._eased.clear()
+            for call in self._watchers:
+                call(True)
 
     def leave(self) -> None:
         self._in_flight -= 1
-        if self._eased is not None and not self.busy:
-            self._eased.set()
+        if self._in_flight == self._busy_at - 1:
+            if self._eased is not None:
+                self._eased.set()
+            for call in self._watchers:
+                call(False)
 
     async def lull(self) -> None:
         """Return at once unless a burst is in flight; then when it eases or `max_wait` passes."""
