@@ -614,3 +614,15 @@ def test_an_id_too_long_or_not_printable_is_malformed(bad_id: str) -> None:
     event["payload"]["id"] = bad_id
     with pytest.raises(MalformedWebhook, match="provider_id"):
         parse_bird_payload(json.dumps(event).encode(), "application/json", {}, None)
+
+
+def test_a_north_american_sender_in_e164_is_taken_as_it_is_what_parsing_would_give() -> None:
+    import phonenumbers
+
+    for sender in ("+12122000001", "+19995550123", "+14155550123"):
+        event = fixture_json("channels_sms_inbound.json")
+        event["payload"]["sender"]["contact"]["identifierValue"] = sender
+        sms = parse_json(event)
+        parsed = phonenumbers.parse(sender)
+        assert sms is not None and sms.sender.e164 == sender
+        assert sender == phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

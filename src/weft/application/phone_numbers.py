@@ -24,6 +24,8 @@ def normalise_phone(raw: str, default_region: str = "US") -> PhoneNumber:
 
 
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_NANP = re.compile(r"\+1[2-9][0-9]{9}")
+"""A North American number in E.164: ten digits after +1, the area code not starting with 0 or 1."""
 
 
 def sender_phone(raw: str, default_region: str = "US") -> PhoneNumber:
@@ -33,6 +35,8 @@ def sender_phone(raw: str, default_region: str = "US") -> PhoneNumber:
     in canonical E.164 (a trunk 0 after the country code is dropped), so it matches the member's stored number.
     Any other form is parsed and validated as `normalise_phone` does."""
     text = raw.strip()
+    if _NANP.fullmatch(text):
+        return PhoneNumber(text)  # already canonical and of a possible length: parsing would return it unchanged
     if _E164.fullmatch(text):
         parsed = phonenumbers.parse(text)
         if phonenumbers.is_possible_number(parsed):

@@ -151,9 +151,14 @@ class SqlStore:
 
     @staticmethod
     def _settle_all(group: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+        """Resume every caller of the group: one hand-off per event loop (each wakes that loop through its
+        self-pipe), not one per unit."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(group, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in by_loop.items():
             try:
-                job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+                loop.call_soon_threadsafe(_settle_each, settled)
             except RuntimeError:  # the caller's event loop has closed; nobody is waiting any more
                 pass
 
@@ -216,10 +221,11 @@ class SqlStore:
         return True, value
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle_each(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
