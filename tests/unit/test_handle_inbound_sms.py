@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
@@ -17,13 +18,14 @@ from weft.application.handle_inbound_sms import (
     ProcessInboundSms,
 )
 from weft.application.replies import Replies
-from weft.application.unit_of_work import Transaction
+from weft.application.unit_of_work import StoreError, Transaction
 from weft.application.work_queue import StepWorker
 from weft.domain.messages import InboundSms, MessageKind
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, Membership
 
 PHONE = "+14155550123"
+T = TypeVar("T")
 OTHER = "+14155550199"
 
 
@@ -254,3 +256,32 @@ async def test_an_opt_out_that_cannot_be_applied_at_once_is_still_stored_for_the
     assert await h.receive("STOP", provider_id="stop") is InboundOutcome.RECEIVED
     assert h.store.state.unapplied == {"stop"}
     assert h.wakes == {"inbound": 1}
+
+
+class _StoreFailsOnce(InMemoryStore):
+    """The database fails for the next transaction (a lost connection, a deadlock), then works again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    async def transaction(self, work: Callable[[Transaction], T]) -> T:
+        if self.fail_next:
+            self.fail_next = False
+            raise StoreError("server closed the connection unexpectedly")
+        return await super().transaction(work)
+
+
+async def test_a_database_failure_sets_nothing_aside_and_the_next_step_applies_the_text() -> None:
+    h = Harness()
+    h.store = store = _StoreFailsOnce()
+    keywords = ApplyKeywords(Replies(public_url="https://weft.example"), KeywordSettings())
+    h.handle = HandleInboundSms(store, FixedClock(), keywords, InboundWakeups())
+    worker = StepWorker("inbound", ProcessInboundSms(store, FixedClock(), keywords, InboundWakeups()))
+    await h.receive("LOVE", provider_id="m1")
+    store.fail_next = True
+    with pytest.raises(StoreError):
+        await worker.drain()
+    assert (store.state.unapplied, store.state.inbound_errors) == ({"m1"}, {})
+    assert await worker.drain() == 1
+    assert store.subscriber(PHONE).consent is Consent.SUBSCRIBED
