@@ -148,3 +148,27 @@ def test_the_unknown_success_session_is_a_404(app: RunningApp) -> None:
 
 def test_paying_an_unknown_test_checkout_is_a_404(app: RunningApp) -> None:
     assert app.client.post("/test-checkout/cs_test_local_nope/pay", follow_redirects=False).status_code == 404
+
+
+def test_the_pages_that_start_or_follow_a_payment_are_never_cached(app: RunningApp, bird: LoopbackBird) -> None:
+    token = love_token(app, bird)
+    response = app.client.post(CHECKOUT, json={"tier": "10", "payment_type": "one_time", "email": "sam@example.org",
+                                               "phone": PHONE, "token": token})
+    for path in ("/", "/success?session_id=cs_x", response.json()["url"]):
+        page = app.client.get(path)
+        assert (page.status_code, page.headers["cache-control"]) == (200, "no-store"), path
+
+
+def test_a_browser_asking_for_a_missing_page_gets_the_styled_page_and_api_callers_keep_json(app: RunningApp) -> None:
+    html = {"accept": "text/html,application/xhtml+xml"}
+    page = app.client.get("/no-such-page", headers=html)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "There is no page at this address." in page.text and "/static/weft.css" in page.text
+    assert app.client.get("/no-such-page").json() == {"error": "Not Found"}
+    assert app.client.get("/api/no-such-thing", headers=html).json() == {"error": "Not Found"}
+
+
+def test_there_is_a_favicon_where_browsers_look_for_it(app: RunningApp) -> None:
+    assert '<link rel="icon" href="/static/favicon.svg"' in app.client.get("/").text
+    icon = app.client.get("/favicon.ico", follow_redirects=True)
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")

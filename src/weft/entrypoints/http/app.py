@@ -217,5 +217,12 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """JSON for API callers; a person's browser asking for a page that does not exist gets the styled page."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and _wants_html(request):
+        return pages.not_found(request, "There is no page at this address.")
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/api/")

@@ -6,7 +6,7 @@ from pathlib import Path
 import attrs
 from dependency_injector.wiring import Provide, inject
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -40,6 +40,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/", landing, methods=["GET"], name="landing"),
         Route("/success", success, methods=["GET"], name="success"),
         Route("/test-checkout/{session_id}", test_checkout, methods=["GET"], name="test_checkout"),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 
@@ -52,17 +53,29 @@ def templates() -> Jinja2Templates:
 @inject
 async def landing(request: Request, settings: Settings = Provide["settings"]) -> Response:
     low, high = settings.checkout_min_dollars, settings.checkout_max_dollars
-    return templates().TemplateResponse(request, "landing.html", {
+    return no_store(templates().TemplateResponse(request, "landing.html", {
         "tiers": TIERS,
         "min_amount": low,
         "max_amount": high,
         "bounds_message": f"Enter a whole-dollar amount between ${low:,} and ${high:,}",
         "test_mode": settings.test_mode_checkout,
-    })
+    }))
 
 
 async def success(request: Request) -> Response:
-    return templates().TemplateResponse(request, "success.html", {})
+    return no_store(templates().TemplateResponse(request, "success.html", {}))
+
+
+async def favicon(request: Request) -> Response:
+    """Browsers ask for /favicon.ico whatever the page links to."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
+def no_store(response: Response) -> Response:
+    """Pages that start or follow a payment: Back after paying must fetch them again, never show a stale Pay
+    button from the browser's cache."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @inject
@@ -74,14 +87,14 @@ async def test_checkout(
     session = _test_session(settings, gateway, request.path_params["session_id"])
     if session is None:
         return not_found(request, "We could not find that test checkout. It may have expired or the app restarted.")
-    return templates().TemplateResponse(request, "test_checkout.html", {
+    return no_store(templates().TemplateResponse(request, "test_checkout.html", {
         "session_id": request.path_params["session_id"],
         "product_name": session.request.product_name,
         "amount": format_dollars(session.request.amount_cents),
         "monthly": session.request.monthly,
         "status": session.state.status,
         "cancel_url": session.request.cancel_url,
-    })
+    }))
 
 
 def _test_session(settings: Settings, gateway: object, session_id: str) -> TestSession | None:
