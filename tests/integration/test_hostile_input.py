@@ -43,9 +43,10 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def row_counts(app: RunningApp) -> dict[str, int]:
+    """Rows per table, but for `leases`: the background runtime takes those on its own time, whatever comes in."""
     with app.container.engine().connect() as connection:
         return {t.name: int(connection.execute(sa.select(sa.func.count()).select_from(t)).scalar() or 0)
-                for t in metadata.sorted_tables}
+                for t in metadata.sorted_tables if t.name != "leases"}
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
