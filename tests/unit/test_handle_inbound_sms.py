@@ -226,15 +226,20 @@ async def test_the_worker_applies_texts_in_the_order_they_arrived_across_batches
     assert h.store.subscriber(PHONE).last_message == "STOP"
 
 
-class _FailsOnBoom(ApplyKeywords):
-    def __call__(self, tx: Transaction, messages: Sequence[InboundSms], now: datetime) -> Applied:
-        if any(m.text == "BOOM" for m in messages):
-            raise RuntimeError("cannot apply BOOM")
-        return super().__call__(tx, messages, now)
+def _fails_on(text: str) -> type[ApplyKeywords]:
+    """ApplyKeywords with a bug: any batch holding `text` raises."""
+
+    class FailsOn(ApplyKeywords):
+        def __call__(self, tx: Transaction, messages: Sequence[InboundSms], now: datetime) -> Applied:
+            if any(m.text == text for m in messages):
+                raise RuntimeError(f"cannot apply {text}")
+            return super().__call__(tx, messages, now)
+
+    return FailsOn
 
 
 async def test_a_text_that_cannot_be_applied_is_set_aside_and_the_others_go_on() -> None:
-    h = Harness(apply=_FailsOnBoom)
+    h = Harness(apply=_fails_on("BOOM"))
     await h.receive("LOVE", provider_id="m1")
     await h.receive("BOOM", provider_id="m2", phone=OTHER)
     await h.receive("HELP", provider_id="m3")
@@ -244,15 +249,8 @@ async def test_a_text_that_cannot_be_applied_is_set_aside_and_the_others_go_on()
     assert h.store.state.unapplied == set()
 
 
-class _FailsOnStop(ApplyKeywords):
-    def __call__(self, tx: Transaction, messages: Sequence[InboundSms], now: datetime) -> Applied:
-        if any(m.text == "STOP" for m in messages):
-            raise RuntimeError("cannot apply STOP")
-        return super().__call__(tx, messages, now)
-
-
 async def test_an_opt_out_that_cannot_be_applied_at_once_is_still_stored_for_the_worker() -> None:
-    h = Harness(apply=_FailsOnStop)
+    h = Harness(apply=_fails_on("STOP"))
     assert await h.receive("STOP", provider_id="stop") is InboundOutcome.RECEIVED
     assert h.store.state.unapplied == {"stop"}
     assert h.wakes == {"inbound": 1}
