@@ -31,6 +31,7 @@ from weft.domain.campaign import Campaign
 from weft.domain.errors import PaymentProviderError, PaymentProviderThrottled, PaymentProviderUnavailable
 from weft.domain.journey import AuditEntry, Journey
 from weft.domain.messages import (
+    DeliveryReceipt,
     DeliveryStatus,
     InboundSms,
     Lane,
@@ -38,6 +39,7 @@ from weft.domain.messages import (
     LookupResult,
     OutboundEmail,
     OutboundSms,
+    ProviderSentSms,
     SendResult,
 )
 from weft.domain.payment import Payment
@@ -212,6 +214,9 @@ class _State:
     sent_per_day: dict[str, int] = attrs.field(factory=dict)
     claims: dict[tuple[str, str], str] = attrs.field(factory=dict)
     """(queue, key) -> the owner holding that row's claim; the due time holds the lease's end, as in SQL."""
+    receipts: list[tuple[str, DeliveryReceipt, datetime]] = attrs.field(factory=list)
+    """(outbox key, receipt, received at): every matched receipt, as the SQL store's delivery history."""
+    cursors: dict[str, str] = attrs.field(factory=dict)
 
 
 class InMemoryStore:
@@ -260,6 +265,7 @@ class InMemoryTransaction:
         self.outbox = _Outbox(state)
         self.campaigns = _Campaigns(state)
         self.leases = _Leases(state)
+        self.cursors = _Cursors(state)
 
 
 class _Members:
@@ -514,6 +520,48 @@ class _Outbox:
     def campaign_pending(self, campaign_id: str) -> bool:
         return any(e.message.campaign_id == campaign_id and e.status is DeliveryStatus.PENDING
                    for e in self.state.outbox.values())
+
+    def apply_receipts(self, receipts: Sequence[DeliveryReceipt], at: datetime) -> int:
+        matched = 0
+        for receipt in receipts:
+            key = next((k for k, e in self.state.outbox.items() if e.provider_id == receipt.provider_id), None)
+            if key is None and receipt.reference in self.state.outbox:
+                key = receipt.reference
+            if key is None:
+                continue
+            matched += 1
+            entry = self.state.outbox[key]
+            self.state.receipts.append((key, receipt, at))
+            if entry.delivery_state is None or receipt.state.rank > entry.delivery_state.rank:
+                self.state.outbox[key] = attrs.evolve(
+                    entry, delivery_state=receipt.state, delivery_error_code=receipt.error_code,
+                    delivery_at=receipt.at or at, provider_id=entry.provider_id or receipt.provider_id)
+        return matched
+
+    def record_provider_sent(self, messages: Sequence[ProviderSentSms], at: datetime) -> int:
+        ours = {e.provider_id for e in self.state.outbox.values() if e.provider_id} | set(self.state.outbox)
+        added = 0
+        for m in messages:
+            if m.provider_id in ours or m.reference in ours:
+                continue
+            message = m.as_history()
+            self.state.outbox[message.id] = OutboxEntry(
+                message=message, status=DeliveryStatus.SENT, attempts=0, created_at=at,
+                provider_id=m.provider_id, sent_at=m.sent_at or at)
+            ours.add(m.provider_id)
+            added += 1
+        return added
+
+
+class _Cursors:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def get(self, name: str) -> str | None:
+        return self.state.cursors.get(name)
+
+    def set(self, name: str, cursor: str, at: datetime) -> None:
+        self.state.cursors[name] = cursor
 
 
 def campaign_counts(state: _State, campaign_id: str, now: datetime) -> CampaignCounts:

@@ -12,7 +12,7 @@ import phonenumbers
 from apscheduler.triggers.cron import CronTrigger
 from dotenv import dotenv_values
 
-from weft.adapters.bird_sms import DEFAULT_BIRD_API_URL
+from weft.adapters.bird.sender import DEFAULT_BIRD_API_URL
 from weft.domain.quiet_hours import QuietHours
 
 SMS_PROVIDERS = ("console", "bird")

@@ -8,7 +8,7 @@ import httpx
 from dependency_injector import containers, providers
 from httpx_aiohttp import AiohttpTransport
 
-from weft.adapters.bird_sms import BirdSmsSender
+from weft.adapters.bird.sender import BirdSmsSender
 from weft.adapters.console_email import ConsoleEmailSender
 from weft.adapters.console_sms import ConsoleSmsSender
 from weft.adapters.resend_email import ResendEmailSender

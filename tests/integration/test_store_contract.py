@@ -381,12 +381,12 @@ async def test_stored_texts_wait_oldest_first_until_marked_processed(store: Stor
     # Ids against the order of arrival: only the time orders them; a redelivery does not wait twice.
     arrivals = [("c", PHONE, "JOIN", NOW), ("b", OTHER_PHONE, "HELP", later(1)), ("a", PHONE, "STOP", later(2))]
     for key, phone, text, at in arrivals:
-        message = InboundSms(key, phone, text, conversation_id=f"conv-{key}", channel_id="ch-1")
+        message = InboundSms(key, phone, text, reply_route=f"route-{key}")
         await store.transaction(lambda tx, m=message, at=at: tx.inbound.record(m, at))
     await store.transaction(lambda tx: tx.inbound.record(InboundSms("c", PHONE, "JOIN"), later(3)))
 
     waiting = await store.transaction(lambda tx: tx.inbound.pending())
-    assert waiting == [InboundSms(key, phone, text, conversation_id=f"conv-{key}", channel_id="ch-1",
+    assert waiting == [InboundSms(key, phone, text, reply_route=f"route-{key}",
                                   received_at=at) for key, phone, text, at in arrivals]
     assert [m.provider_id for m in await store.transaction(lambda tx: tx.inbound.pending(limit=2))] == ["c", "b"]
     assert [m.provider_id for m in await store.transaction(lambda tx: tx.inbound.pending([PHONE]))] == ["c", "a"]
@@ -799,7 +799,7 @@ async def test_renewing_does_not_extend_a_saved_cancellation(store: Store) -> No
 
 async def test_enqueue_once_queues_a_pending_message_under_its_key(store: Store) -> None:
     message = OutboundSms(id="welcome:pay-1", to=PHONE, text="Welcome to The Weft", kind=MessageKind.WELCOME,
-                          conversation_id="conv-1", channel_id="ch-1", journey_id="j-1", expires_at=later(3600))
+                          reply_route="channel=ch-1&conversation=conv-1", journey_id="j-1", expires_at=later(3600))
 
     assert await store.transaction(lambda tx: tx.outbox.enqueue_once(message, later(5), NOW)) is True
 

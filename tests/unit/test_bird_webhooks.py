@@ -7,11 +7,12 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qs, parse_qsl
 
 import pytest
 
-from weft.adapters.bird_webhooks import parse_bird_payload, verify_bird_signature
+from weft.adapters.bird.sender import bird_route
+from weft.adapters.bird.webhooks import parse_bird_payload, verify_bird_signature
 from weft.domain.errors import InvalidSignature, MalformedWebhook
 from weft.domain.messages import InboundSms
 from weft.domain.phone import PhoneNumber
@@ -264,8 +265,7 @@ def test_channels_sms_inbound_becomes_an_inbound_sms() -> None:
         provider_id="5d0f3a2e-7c41-4b8e-9a0b-2f6d1c9e8a11",
         sender=PhoneNumber("+14155550123"),
         text="STOP",
-        conversation_id=None,
-        channel_id="2b7c1e90-4f3a-4d8e-b1c2-9e0f7a6d5c43",
+        reply_route=bird_route("2b7c1e90-4f3a-4d8e-b1c2-9e0f7a6d5c43", None),
         received_at=datetime(2025, 1, 1, 12, 0, 0, 123000, tzinfo=UTC),
     )
 
@@ -281,7 +281,8 @@ def test_channels_conversation_id_is_used_when_present() -> None:
     event = fixture_json("channels_sms_inbound.json")
     event["payload"]["conversationId"] = "907798f8-fd72-44d5-8042-fcc05c1bb570"
     sms = parse_json(event)
-    assert sms is not None and sms.conversation_id == "907798f8-fd72-44d5-8042-fcc05c1bb570"
+    assert sms is not None
+    assert parse_qs(sms.reply_route or "")["conversation"] == ["907798f8-fd72-44d5-8042-fcc05c1bb570"]
 
 
 def test_channels_text_is_kept_exactly_as_sent() -> None:
@@ -406,8 +407,7 @@ def test_conversation_updated_by_the_contact_becomes_an_inbound_sms() -> None:
         provider_id="d578f436-b3b7-49e6-95c2-24b77bb4e7ce",
         sender=PhoneNumber("+14155550123"),
         text="STOP",
-        conversation_id="907798f8-fd72-44d5-8042-fcc05c1bb570",
-        channel_id="2b7c1e90-4f3a-4d8e-b1c2-9e0f7a6d5c43",
+        reply_route=bird_route("2b7c1e90-4f3a-4d8e-b1c2-9e0f7a6d5c43", "907798f8-fd72-44d5-8042-fcc05c1bb570"),
         received_at=datetime(2025, 1, 1, 12, 0, 0, 123000, tzinfo=UTC),
     )
 
@@ -481,8 +481,7 @@ def test_messagebird_received_message_becomes_an_inbound_sms() -> None:
         provider_id="93a1f7ba935c4ee298cb5ef952052ea7",
         sender=PhoneNumber("+14155550123"),
         text="Testing webhook functionality.",
-        conversation_id="f1e812e9afd6a875d813d51f45823edd",
-        channel_id="2ceefea7c1b8c79673215c42c1a6b916",
+        reply_route=bird_route("2ceefea7c1b8c79673215c42c1a6b916", "f1e812e9afd6a875d813d51f45823edd"),
         received_at=datetime(2019, 3, 1, 10, 40, 2, 880881, tzinfo=UTC),
     )
 
@@ -504,7 +503,7 @@ def test_messagebird_conversation_id_falls_back_to_the_conversation_object() -> 
     event = fixture_json("messagebird_message_created.json")
     del event["message"]["conversationId"]
     sms = parse_json(event)
-    assert sms is not None and sms.conversation_id == "f1e812e9afd6a875d813d51f45823edd"
+    assert sms is not None and parse_qs(sms.reply_route or "")["conversation"] == ["f1e812e9afd6a875d813d51f45823edd"]
 
 
 def test_messagebird_received_message_without_contact_is_malformed() -> None:

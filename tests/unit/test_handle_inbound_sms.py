@@ -43,18 +43,18 @@ class Harness:
         self.worker = StepWorker("inbound", ProcessInboundSms(self.store, FixedClock(), keywords, wakeups,
                                                               batch_size=batch_size))
 
-    async def receive(self, body: str, provider_id: str | None = None, conversation_id: str | None = None,
+    async def receive(self, body: str, provider_id: str | None = None, reply_route: str | None = None,
                       phone: str = PHONE) -> InboundOutcome:
         """The webhook stores the text; the inbound worker has not run yet."""
         self.counter += 1
         message = InboundSms(provider_id or f"in-{self.counter}", PhoneNumber(phone), body,
-                             conversation_id=conversation_id)
+                             reply_route=reply_route)
         return await self.handle(message)
 
-    async def text(self, body: str, provider_id: str | None = None, conversation_id: str | None = None,
+    async def text(self, body: str, provider_id: str | None = None, reply_route: str | None = None,
                    phone: str = PHONE) -> InboundOutcome:
         """The webhook stores the text and the inbound worker applies what is waiting."""
-        outcome = await self.receive(body, provider_id, conversation_id, phone)
+        outcome = await self.receive(body, provider_id, reply_route, phone)
         await self.worker.drain()
         return outcome
 
@@ -173,9 +173,9 @@ async def test_provider_keyword_replies_setting_keeps_state_changes_but_sends_no
     assert len(h.store.state.history) == 2
 
 
-async def test_reply_goes_back_into_the_same_conversation(h: Harness) -> None:
-    await h.text("LOVE", conversation_id="conv-9")
-    assert h.store.messages()[0].message.conversation_id == "conv-9"
+async def test_reply_keeps_the_inbound_texts_reply_route(h: Harness) -> None:
+    await h.text("LOVE", reply_route="conversation=conv-9")
+    assert h.store.messages()[0].message.reply_route == "conversation=conv-9"
 
 
 async def test_consent_history_records_which_message_changed_it(h: Harness) -> None:

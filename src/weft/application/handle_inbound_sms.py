@@ -125,8 +125,7 @@ class ApplyKeywords:
             to=message.sender,
             text=self._text(kind, message, opted_out),
             kind=kind,
-            conversation_id=message.conversation_id,
-            channel_id=message.channel_id,
+            reply_route=message.reply_route,
             expires_at=now + timedelta(seconds=link_ttl) if link_ttl else None,
         )
 

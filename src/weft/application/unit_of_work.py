@@ -9,7 +9,15 @@ import attrs
 from weft.application.ports import PaymentEvent
 from weft.domain.campaign import Campaign
 from weft.domain.journey import AuditEntry, Journey
-from weft.domain.messages import DeliveryStatus, InboundSms, Lane, OutboundSms
+from weft.domain.messages import (
+    DeliveryReceipt,
+    DeliveryState,
+    DeliveryStatus,
+    InboundSms,
+    Lane,
+    OutboundSms,
+    ProviderSentSms,
+)
 from weft.domain.payment import Payment
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Subscriber
@@ -43,6 +51,11 @@ class OutboxEntry:
     """Sent again after a crash without the provider being able to say whether the first send went out."""
     in_doubt: bool = False
     """Claimed by a worker that vanished before recording an outcome: it may have reached the provider."""
+    delivery_state: DeliveryState | None = None
+    """What the provider reported after accepting it (delivery receipts); None until a receipt arrives."""
+    delivery_error_code: str | None = None
+    delivery_at: datetime | None = None
+    """When the provider says the reported state was reached (or when its receipt arrived)."""
 
 
 @attrs.frozen
@@ -255,6 +268,27 @@ class Outbox(Protocol):
         """Whether any message of the campaign is still pending (cheaper than counting them all)."""
         ...
 
+    def apply_receipts(self, receipts: Sequence[DeliveryReceipt], at: datetime) -> int:
+        """Record each receipt against its message (by provider id, else by our key in `reference`): every receipt
+        is kept in the message's delivery history, and its state replaces the message's delivery state only when
+        it ranks higher (DeliveryState.rank). Receipts for no known message are ignored. Returns how many matched."""
+        ...
+
+    def record_provider_sent(self, messages: Sequence[ProviderSentSms], at: datetime) -> int:
+        """Record texts the provider's automations sent, each once, in their numbers' message history as sent
+        (kind SENT_BY_PROVIDER, never sent by us); texts Weft sent itself (its provider id or outbox key known)
+        are left out. Returns how many were new."""
+        ...
+
+
+class Cursors(Protocol):
+    def get(self, name: str) -> str | None:
+        """Where a named sync stopped last time, or None before its first run."""
+        ...
+
+    def set(self, name: str, cursor: str, at: datetime) -> None:
+        ...
+
 
 class Campaigns(Protocol):
     def get(self, campaign_id: str) -> Campaign | None:
@@ -322,6 +356,9 @@ class Transaction(Protocol):
 
     @property
     def leases(self) -> Leases: ...
+
+    @property
+    def cursors(self) -> Cursors: ...
 
 
 class StoreError(Exception):

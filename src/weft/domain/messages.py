@@ -16,8 +16,9 @@ class InboundSms:
     provider_id: str
     sender: PhoneNumber
     text: str
-    conversation_id: str | None = None
-    channel_id: str | None = None
+    reply_route: str | None = None
+    """Where the provider wants the reply to this text sent (a conversation, a channel, the number that was
+    texted), opaque outside that provider's adapter; None: the provider's default sender."""
     received_at: datetime | None = None
 
 
@@ -31,6 +32,8 @@ class MessageKind(enum.Enum):
     WELCOME = "welcome"
     CARE = "care"
     PAYMENT_NOTICE = "payment_notice"
+    SENT_BY_PROVIDER = "sent_by_provider"
+    """Sent by the provider's own automations (Bird Flow Builder) and only recorded here, by the provider sync."""
 
 
 class Lane(enum.IntEnum):
@@ -87,8 +90,8 @@ class OutboundSms:
     to: PhoneNumber
     text: str
     kind: MessageKind
-    conversation_id: str | None = None
-    channel_id: str | None = None
+    reply_route: str | None = None
+    """The inbound text's reply route (InboundSms.reply_route) when this answers one."""
     journey_id: str | None = None
     """The journey whose SMS step this message is: its outcome is recorded on that step."""
     campaign_id: str | None = None
@@ -113,6 +116,8 @@ class SendResult:
     """The provider asked us to slow down (429): the lane pauses and the attempt does not count as a failure."""
     maybe_delivered: bool = False
     """The connection failed after the request may have reached the provider: ask it before sending again."""
+    opted_out: bool = False
+    """Refused because the person opted out at the provider (texted STOP to it directly): record the opt-out."""
 
 
 class Lookup(enum.Enum):
@@ -141,3 +146,64 @@ class OutboundEmail:
     subject: str
     text: str
     html: str
+
+
+class DeliveryState(enum.Enum):
+    """What the provider reported about a sent text after accepting it."""
+
+    ACCEPTED = "accepted"
+    SENT = "sent"
+    """Handed to the carrier."""
+    DELIVERED = "delivered"
+    """The carrier confirmed it reached the phone."""
+    UNDELIVERED = "undelivered"
+    """The carrier could not deliver it."""
+    FAILED = "failed"
+    """The provider could not send it."""
+
+    @property
+    def rank(self) -> int:
+        """Receipts arrive out of order: a state replaces the recorded one only when its rank is higher, so a
+        late `sent` never overwrites `delivered`, and the first final state stays."""
+        return _RANKS[self]
+
+    @property
+    def final(self) -> bool:
+        return self.rank == 2
+
+    @property
+    def failed(self) -> bool:
+        return self in (DeliveryState.UNDELIVERED, DeliveryState.FAILED)
+
+
+_RANKS = {DeliveryState.ACCEPTED: 0, DeliveryState.SENT: 1, DeliveryState.DELIVERED: 2,
+          DeliveryState.UNDELIVERED: 2, DeliveryState.FAILED: 2}
+
+
+@attrs.frozen
+class DeliveryReceipt:
+    """A provider's report on a text it accepted, matched by its id (or, where the provider echoes it, by our
+    outbox key in `reference`)."""
+
+    provider_id: str
+    state: DeliveryState
+    at: datetime | None = None
+    error_code: str | None = None
+    reference: str | None = None
+
+
+@attrs.frozen
+class ProviderSentSms:
+    """A text the provider's own automations sent to a number, found by the provider sync."""
+
+    provider_id: str
+    to: PhoneNumber
+    text: str
+    sent_at: datetime | None = None
+    reference: str | None = None
+    """Our outbox key when the text is one Weft sent itself."""
+
+    def as_history(self) -> OutboundSms:
+        """This text as a row of its number's message history (never sent by us: it is recorded as sent)."""
+        return OutboundSms(id=outbox_key("provider", self.provider_id), to=self.to, text=self.text,
+                           kind=MessageKind.SENT_BY_PROVIDER)

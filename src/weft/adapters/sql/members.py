@@ -31,7 +31,7 @@ _HOLD = sa.text(f"SELECT pg_advisory_xact_lock({_APPLIER_LOCKS}, hashtext(:phone
 _TRY_HOLD = sa.text(f"SELECT pg_try_advisory_xact_lock({_APPLIER_LOCKS}, hashtext(:phone))")
 _MARK_PROCESSED = (t.inbound_messages.update().where(_i.provider_id.in_(sa.bindparam("ids", expanding=True)))
                    .values(processed_at=sa.bindparam("at"), error=sa.bindparam("error")))
-_INBOUND_KEYS = ("provider_id", "phone", "text", "conversation_id", "channel_id", "received_at", "processed_at")
+_INBOUND_KEYS = ("provider_id", "phone", "text", "reply_route", "received_at", "processed_at")
 _CONSENT_KEYS = ("phone", "consent", "at", "message_id", "reason")
 CONSENT_VERSION = sa.select(sa.func.coalesce(sa.func.max(t.consent_history.c.id), 0))
 
@@ -81,7 +81,7 @@ class SqlInbound:
     def record(self, message: InboundSms, at: datetime) -> bool:
         row = {
             "provider_id": message.provider_id, "phone": message.sender.e164, "text": message.text,
-            "conversation_id": message.conversation_id, "channel_id": message.channel_id, "received_at": at,
+            "reply_route": message.reply_route, "received_at": at,
             "processed_at": None,  # waiting for the inbound worker (NULL, not the column's default)
         }
         return self._writes.record_inbound.execute(self._c, row) == 1
@@ -92,8 +92,8 @@ class SqlInbound:
         query = _PENDING_OF if phones is not None else _PENDING
         rows = self._c.execute(query.limit(limit), {"phones": sorted({p.e164 for p in phones})} if phones else {})
         return [
-            InboundSms(row.provider_id, PhoneNumber(row.phone), row.text, conversation_id=row.conversation_id,
-                       channel_id=row.channel_id, received_at=row.received_at)
+            InboundSms(row.provider_id, PhoneNumber(row.phone), row.text, reply_route=row.reply_route,
+                       received_at=row.received_at)
             for row in rows
         ]
 

@@ -10,7 +10,15 @@ from weft.adapters.sql import schema as t
 from weft.adapters.sql.members import dialect_insert
 from weft.adapters.sql.queue import QueueTable
 from weft.application.unit_of_work import CampaignCounts, Lease, OutboxEntry
-from weft.domain.messages import DeliveryStatus, Lane, MessageKind, OutboundSms
+from weft.domain.messages import (
+    DeliveryReceipt,
+    DeliveryState,
+    DeliveryStatus,
+    Lane,
+    MessageKind,
+    OutboundSms,
+    ProviderSentSms,
+)
 from weft.domain.phone import PhoneNumber
 
 OUTBOX_QUEUE = QueueTable(t.outbox, "next_attempt_at")
@@ -84,6 +92,62 @@ class SqlOutbox:
     def campaign_pending(self, campaign_id: str) -> bool:
         pending = sa.exists().where(o.campaign_id == campaign_id, o.status == DeliveryStatus.PENDING.value)
         return bool(self._c.execute(sa.select(pending)).scalar())
+
+    def apply_receipts(self, receipts: Sequence[DeliveryReceipt], at: datetime) -> int:
+        matched = 0
+        for receipt in receipts:
+            row = self._c.execute(_BY_PROVIDER_ID, {"pid": receipt.provider_id}).first()
+            if row is None and receipt.reference:
+                row = self._c.execute(_BY_KEY, {"key": receipt.reference}).first()
+            if row is None:
+                continue
+            matched += 1
+            when = receipt.at or at
+            self._c.execute(t.delivery_receipts.insert().values(
+                provider_id=receipt.provider_id, outbox_id=row.id, state=receipt.state.value,
+                error_code=receipt.error_code, at=when, received_at=at))
+            current = DeliveryState(row.delivery_state) if row.delivery_state else None
+            if current is None or receipt.state.rank > current.rank:
+                self._c.execute(t.outbox.update().where(o.id == row.id).values(
+                    delivery_state=receipt.state.value, delivery_error_code=receipt.error_code, delivery_at=when,
+                    provider_id=row.provider_id or receipt.provider_id))
+        return matched
+
+    def record_provider_sent(self, messages: Sequence[ProviderSentSms], at: datetime) -> int:
+        if not messages:
+            return 0
+        ours = {pid for (pid,) in self._c.execute(
+            sa.select(o.provider_id).where(o.provider_id.in_(sorted({m.provider_id for m in messages}))))}
+        references = sorted({m.reference for m in messages if m.reference})
+        if references:
+            ours |= {key for (key,) in self._c.execute(sa.select(o.id).where(o.id.in_(references)))}
+        theirs = [m for m in messages if m.provider_id not in ours and m.reference not in ours]
+        if not theirs:
+            return 0
+        new = [(m.as_history(), m.sent_at or at) for m in theirs]
+        added = self.enqueue_many(new, at)
+        self.record([OutboxEntry(message=message, status=DeliveryStatus.SENT, attempts=0, created_at=at,
+                                 provider_id=m.provider_id, sent_at=m.sent_at or at)
+                     for (message, _), m in zip(new, theirs, strict=True)])
+        return added
+
+
+_BY_PROVIDER_ID = (sa.select(o.id, o.provider_id, o.delivery_state).where(o.provider_id == sa.bindparam("pid"))
+                   .limit(1).with_for_update())
+_BY_KEY = sa.select(o.id, o.provider_id, o.delivery_state).where(o.id == sa.bindparam("key")).with_for_update()
+
+
+class SqlCursors:
+    def __init__(self, connection: sa.Connection) -> None:
+        self._c = connection
+
+    def get(self, name: str) -> str | None:
+        return self._c.execute(sa.select(t.sync_cursors.c.cursor).where(t.sync_cursors.c.name == name)).scalar()
+
+    def set(self, name: str, cursor: str, at: datetime) -> None:
+        insert = dialect_insert(self._c.dialect.name)(t.sync_cursors).values(name=name, cursor=cursor, updated_at=at)
+        self._c.execute(insert.on_conflict_do_update(index_elements=["name"],
+                                                     set_={"cursor": cursor, "updated_at": at}))
 
 
 def campaign_counts(c: sa.Connection, campaign_id: str, now: datetime) -> CampaignCounts:
@@ -176,7 +240,7 @@ def _statements(dialect: sa.Dialect) -> _Statements:
 def _new_row(m: OutboundSms, due: datetime, at: datetime) -> dict[str, Any]:
     return {
         "id": m.id, "phone": m.to.e164, "text": m.text, "kind": m.kind.value, "lane": int(m.lane),
-        "conversation_id": m.conversation_id, "channel_id": m.channel_id, "journey_id": m.journey_id,
+        "reply_route": m.reply_route, "journey_id": m.journey_id,
         "campaign_id": m.campaign_id, "expires_at": m.expires_at, "status": DeliveryStatus.PENDING.value,
         "attempts": 0, "next_attempt_at": due, "created_at": at, "in_doubt": False, "possible_duplicate": False,
     }
@@ -186,7 +250,7 @@ def entry_from_row(row: sa.Row[Any], in_doubt: bool | None = None) -> OutboxEntr
     m = row._mapping
     message = OutboundSms(
         id=m["id"], to=PhoneNumber(m["phone"]), text=m["text"], kind=MessageKind(m["kind"]),
-        conversation_id=m["conversation_id"], channel_id=m["channel_id"], journey_id=m["journey_id"],
+        reply_route=m["reply_route"], journey_id=m["journey_id"],
         campaign_id=m["campaign_id"], expires_at=m["expires_at"],
     )
     return OutboxEntry(
@@ -194,4 +258,6 @@ def entry_from_row(row: sa.Row[Any], in_doubt: bool | None = None) -> OutboxEntr
         next_attempt_at=m["next_attempt_at"], provider_id=m["provider_id"], error=m["error"], sent_at=m["sent_at"],
         first_attempt_at=m["first_attempt_at"], possible_duplicate=bool(m["possible_duplicate"]),
         in_doubt=bool(m["in_doubt"]) if in_doubt is None else in_doubt,
+        delivery_state=DeliveryState(m["delivery_state"]) if m["delivery_state"] else None,
+        delivery_error_code=m["delivery_error_code"], delivery_at=m["delivery_at"],
     )

@@ -63,8 +63,10 @@ inbound_messages = sa.Table(
     sa.Column("provider_id", sa.String(128), primary_key=True),
     sa.Column("phone", sa.String(20), nullable=False, index=True),
     sa.Column("text", sa.Text(), nullable=False),
+    # Bird's ids before 0007, kept for a Weft of an earlier revision during a rolling deploy; not written since.
     sa.Column("conversation_id", sa.String(128)),
     sa.Column("channel_id", sa.String(128)),
+    sa.Column("reply_route", sa.String(300)),
     sa.Column("received_at", UtcDateTime(), nullable=False),
     # The default marks texts stored by a Weft from before the inbound worker (see migration 0006) applied.
     sa.Column("processed_at", UtcDateTime(), server_default=sa.text("'1970-01-01 00:00:00.000000'")),
@@ -79,14 +81,16 @@ outbox = sa.Table(
     sa.Column("phone", sa.String(20), nullable=False, index=True),
     sa.Column("text", sa.Text(), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
+    # Bird's ids before 0007 (see inbound_messages); not written since.
     sa.Column("conversation_id", sa.String(128)),
     sa.Column("channel_id", sa.String(128)),
+    sa.Column("reply_route", sa.String(300)),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("next_attempt_at", UtcDateTime()),
-    sa.Column("provider_id", sa.String(128)),
+    sa.Column("provider_id", sa.String(128), index=True),
     sa.Column("error", sa.Text()),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, index=True),
     sa.Column("sent_at", UtcDateTime()),
     sa.Column("lane", sa.Integer, nullable=False, default=0),
     sa.Column("claimed_by", sa.String(36)),
@@ -96,6 +100,9 @@ outbox = sa.Table(
     sa.Column("expires_at", UtcDateTime()),
     sa.Column("journey_id", sa.String(64)),
     sa.Column("campaign_id", sa.String(32)),
+    sa.Column("delivery_state", sa.String(16)),
+    sa.Column("delivery_error_code", sa.String(32)),
+    sa.Column("delivery_at", UtcDateTime()),
     sa.Index("ix_outbox_ready", "status", "lane", "next_attempt_at"),
     sa.Index("ix_outbox_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
     sa.Index("ix_outbox_campaign", "campaign_id", "status", "sent_at"),
@@ -214,4 +221,24 @@ sms_daily_counts = sa.Table(
     metadata,
     sa.Column("day", sa.String(10), primary_key=True),
     sa.Column("sent", sa.Integer, nullable=False),
+)
+
+delivery_receipts = sa.Table(
+    "delivery_receipts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider_id", sa.String(128), nullable=False, index=True),
+    sa.Column("outbox_id", sa.String(64), index=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.String(32)),
+    sa.Column("at", UtcDateTime()),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+)
+
+sync_cursors = sa.Table(
+    "sync_cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("cursor", sa.String(64)),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )

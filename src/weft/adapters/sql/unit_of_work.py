@@ -15,7 +15,7 @@ from weft.adapters.sql.campaigns import SqlCampaigns
 from weft.adapters.sql.journeys import SqlJourneys
 from weft.adapters.sql.leases import SqlLeases
 from weft.adapters.sql.members import SqlInbound, SqlMembers
-from weft.adapters.sql.outbox import SqlOutbox
+from weft.adapters.sql.outbox import SqlCursors, SqlOutbox
 from weft.adapters.sql.payments import SqlAudit, SqlCancellations, SqlEvents, SqlPayments
 from weft.adapters.sql.received_events import SqlReceivedEvents
 from weft.application.unit_of_work import StoreError, Transaction
@@ -71,6 +71,10 @@ class SqlTransaction:
     @cached_property
     def leases(self) -> SqlLeases:
         return SqlLeases(self._c)
+
+    @cached_property
+    def cursors(self) -> SqlCursors:
+        return SqlCursors(self._c)
 
 
 T = TypeVar("T")

@@ -76,7 +76,7 @@ def outbox_json(e: OutboxEntry) -> dict[str, Any]:
     return plain({
         "id": m.id, "to": m.to.e164, "text": m.text, "kind": m.kind.value, "status": e.status.value,
         "attempts": e.attempts, "provider_id": e.provider_id, "error": e.error,
-        "conversation_id": m.conversation_id, "created_at": e.created_at, "sent_at": e.sent_at,
+        "reply_route": m.reply_route, "created_at": e.created_at, "sent_at": e.sent_at,
         "next_attempt_at": e.next_attempt_at, "lane": m.lane.name.lower(), "journey_id": m.journey_id,
         "campaign_id": m.campaign_id, "first_attempt_at": e.first_attempt_at, "in_doubt": e.in_doubt,
         "possible_duplicate": e.possible_duplicate,

@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from weft.adapters.bird_webhooks import parse_bird_payload, verify_bird_signature
+from weft.adapters.bird.webhooks import parse_bird_payload, verify_bird_signature
 from weft.application.handle_inbound_sms import HandleInboundSms, InboundOutcome
 from weft.config import Settings
 

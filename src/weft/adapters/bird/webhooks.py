@@ -11,7 +11,8 @@ from urllib.parse import parse_qsl
 
 import attrs
 
-from weft.adapters.bird_signatures import verify_bird_signature
+from weft.adapters.bird.sender import bird_route
+from weft.adapters.bird.signatures import verify_bird_signature
 from weft.adapters.json_bodies import load_object
 from weft.adapters.untrusted import MAX_ID_CHARS, problem_in, sms_text
 from weft.application.phone_numbers import normalise_phone, sender_phone
@@ -20,6 +21,9 @@ from weft.domain.messages import InboundSms
 from weft.domain.phone import PhoneNumber
 
 _Handler = Callable[[dict[str, Any], str], InboundSms | None]
+
+MAX_ROUTE_CHARS = 300
+"""The reply_route columns' width."""
 
 __all__ = ["parse_bird_payload", "verify_bird_signature"]
 
@@ -48,12 +52,23 @@ def _checked(sms: InboundSms | None) -> InboundSms | None:
     is cleaned and cut to what an SMS can carry (untrusted.sms_text)."""
     if sms is None:
         return None
-    for name in ("provider_id", "conversation_id", "channel_id"):
-        value = getattr(sms, name)
-        if value is not None and (len(value) > MAX_ID_CHARS or not value.isprintable() or not value.strip()):
-            raise MalformedWebhook(f"{name} must be 1 to {MAX_ID_CHARS} printable characters")
+    _check_id("provider_id", sms.provider_id)
     text = sms_text(sms.text)
     return sms if text == sms.text else attrs.evolve(sms, text=text)
+
+
+def _check_id(name: str, value: str | None) -> None:
+    if value is not None and (len(value) > MAX_ID_CHARS or not value.isprintable() or not value.strip()):
+        raise MalformedWebhook(f"{name} must be 1 to {MAX_ID_CHARS} printable characters")
+
+
+def _route(channel_id: str | None, conversation_id: str | None) -> str | None:
+    _check_id("channel_id", channel_id)
+    _check_id("conversation_id", conversation_id)
+    route = bird_route(channel_id, conversation_id)
+    if route is not None and len(route) > MAX_ROUTE_CHARS:
+        raise MalformedWebhook("channelId and conversationId are too long together")
+    return route
 
 
 def _is_json(media_type: str, body: bytes) -> bool:
@@ -82,8 +97,8 @@ def _channels_sms(event: dict[str, Any], region: str) -> InboundSms | None:
         provider_id=_required(event, "payload.id"),
         sender=_phone(event, "payload.sender.contact.identifierValue", region),
         text=_required(event, "payload.body.text.text", allow_empty=True),
-        conversation_id=_optional(event, "payload.conversationId"),  # undocumented here; used if Bird ever adds it
-        channel_id=_optional(event, "payload.channelId"),
+        # conversationId is undocumented here; used if Bird ever adds it
+        reply_route=_route(_optional(event, "payload.channelId"), _optional(event, "payload.conversationId")),
         received_at=_timestamp(_get(event, "payload.createdAt")),
     )
 
@@ -104,8 +119,7 @@ def _conversation_event(event: dict[str, Any], region: str) -> InboundSms | None
         provider_id=_required(event, "payload.lastMessage.id"),
         sender=_phone(event, phone_path, region),
         text=_required(event, text_path, allow_empty=True),
-        conversation_id=_optional(event, "payload.id"),
-        channel_id=_optional(event, "payload.channelId"),
+        reply_route=_route(_optional(event, "payload.channelId"), _optional(event, "payload.id")),
         received_at=_timestamp(last.get("createdAt")),
     )
 
@@ -156,8 +170,8 @@ def _messagebird_message(event: dict[str, Any], region: str) -> InboundSms | Non
         provider_id=_required(event, "message.id"),
         sender=_phone(event, path, region, international=True),
         text=_required(event, "message.content.text", allow_empty=True),
-        conversation_id=_optional(event, "message.conversationId") or _optional(event, "conversation.id"),
-        channel_id=_optional(event, "message.channelId"),
+        reply_route=_route(_optional(event, "message.channelId"),
+                           _optional(event, "message.conversationId") or _optional(event, "conversation.id")),
         received_at=_timestamp(_get(event, "message.createdDatetime")),
     )
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlencode
 
 import httpx
 
@@ -14,6 +14,20 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BIRD_API_URL = "https://api.bird.com"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def bird_route(channel_id: str | None, conversation_id: str | None) -> str | None:
+    """The reply route of a text Bird delivered: the channel it came in on and its conversation, when known."""
+    parts = {k: v for k, v in (("channel", channel_id), ("conversation", conversation_id)) if v}
+    return urlencode(parts) if parts else None
+
+
+def _route(message: OutboundSms) -> tuple[str | None, str | None]:
+    """(channel id, conversation id) from the message's reply route; a route of another provider is ignored."""
+    if not message.reply_route:
+        return None, None
+    parts = parse_qs(message.reply_route)
+    return parts.get("channel", [None])[0], parts.get("conversation", [None])[0]
 
 
 class BirdSmsSender:
@@ -66,7 +80,7 @@ class BirdSmsSender:
         """Ask Bird for a channel message with our id as its `reference`. Whether the list endpoint filters by
         `reference` is not documented: a page holding any other message means the filter was ignored, and the
         answer is UNKNOWN rather than a false "not sent"."""
-        if message.conversation_id and self._access_key_id:
+        if _route(message)[1] and self._access_key_id:
             return LookupResult(Lookup.UNKNOWN, error="conversation replies carry no reference to look up")
         url = f"{self._channel_url(message)}/messages"
         try:
@@ -82,12 +96,13 @@ class BirdSmsSender:
 
     def _channel_url(self, message: OutboundSms) -> str:
         # Ids come from webhook payloads: quoted, so none can steer the request to another API path.
-        return f"{self._base}/channels/{quote(message.channel_id or self._channel_id, safe='')}"
+        return f"{self._base}/channels/{quote(_route(message)[0] or self._channel_id, safe='')}"
 
     def _request(self, message: OutboundSms) -> tuple[str, dict[str, Any]]:
         text = {"type": "text", "text": {"text": message.text}}
-        if message.conversation_id and self._access_key_id:
-            return f"{self._base}/conversations/{quote(message.conversation_id, safe='')}/messages", {
+        conversation_id = _route(message)[1]
+        if conversation_id and self._access_key_id:
+            return f"{self._base}/conversations/{quote(conversation_id, safe='')}/messages", {
                 "participantType": "accessKey",
                 "participantId": self._access_key_id,
                 "addMissingParticipants": True,

@@ -1,0 +1,1 @@
+"""Twilio: the sender, the webhook parser and the signature check."""
