@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import attrs
 
+from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
 from weft.application.ports import (
     CheckoutRequest,
     CheckoutSession,
@@ -29,7 +30,7 @@ from weft.application.unit_of_work import (
 from weft.application.views import CampaignSummary, CareCandidate, SubscriberDetail
 from weft.domain.campaign import Campaign
 from weft.domain.errors import PaymentProviderError, PaymentProviderThrottled, PaymentProviderUnavailable
-from weft.domain.journey import AuditEntry, Journey
+from weft.domain.journey import AuditEntry, Journey, Step
 from weft.domain.messages import (
     DeliveryReceipt,
     DeliveryStatus,
@@ -37,6 +38,7 @@ from weft.domain.messages import (
     Lane,
     Lookup,
     LookupResult,
+    MessageKind,
     OutboundEmail,
     OutboundSms,
     ProviderSentSms,
@@ -665,6 +667,14 @@ class InMemoryViews:
 
     async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
         return list(self._state.outbox.values())[-limit:]
+
+    async def delivery_outcomes(self, since: datetime) -> list[Outcome]:
+        found = [Outcome("sms", e.created_at, outcome) for e in self._state.outbox.values()
+                 if e.created_at >= since and e.message.kind is not MessageKind.SENT_BY_PROVIDER
+                 and (outcome := sms_outcome(e.status, e.delivery_state)) is not None]
+        found += [Outcome("email", journey.started_at, email_outcome(journey.steps.get(Step.EMAIL_SENT)))
+                  for journey, _ in self._state.journeys.values() if journey.started_at >= since]
+        return found
 
     async def payments(self, limit: int = 200) -> list[Payment]:
         return list(reversed(self._state.payments.values()))[:limit]

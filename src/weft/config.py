@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,18 @@ from apscheduler.triggers.cron import CronTrigger
 from dotenv import dotenv_values
 
 from weft.adapters.bird.sender import DEFAULT_BIRD_API_URL
+from weft.adapters.twilio.sender import DEFAULT_TWILIO_API_URL
 from weft.domain.quiet_hours import QuietHours
 
-SMS_PROVIDERS = ("console", "bird")
+SMS_PROVIDERS = ("console", "bird", "twilio")
 EMAIL_PROVIDERS = ("console", "smtp", "resend")
 DEFAULT_DATABASE_URL = "sqlite:///weft.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
-DEFAULT_SMS_RATE = {"bird": 10.0}
+DEFAULT_SMS_RATE = {"bird": 10.0, "twilio": 1.0}
 """Segments per second by provider when WEFT_SMS_RATE_PER_SECOND is unset. Bird: 10, the AT&T limit of a
 mid-trust US 10DLC campaign (600 a minute); lower tiers are 1/s, and Bird queues what exceeds a carrier limit
-but retries it only ten times. The console prints, so it needs no pace."""
+but retries it only ten times. Twilio: 1, what one long-code number may send (a toll-free number starts at 3, a
+10DLC campaign or a short code more: set the rate). The console prints, so it needs no pace."""
 DEFAULT_MONTHLY_MESSAGE = (
     "Thank you for being part of {program}. This is your monthly care message from our makers. "
     "We appreciate your continued support. Reply STOP anytime to opt out."
@@ -45,6 +48,15 @@ class Settings:
     bird_access_key_id: str = ""
     bird_api_key: str = attrs.field(default="", repr=False)
     bird_signing_key: str = attrs.field(default="", repr=False)
+    twilio_api_url: str = DEFAULT_TWILIO_API_URL
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = attrs.field(default="", repr=False)
+    twilio_messaging_service_sid: str = ""
+    twilio_from_number: str = ""
+    sync_interval_minutes: int = 15
+    """How often the Bird automation sync runs (0: never on its own); only when Bird is configured."""
+    sync_reply_window_seconds: int = 600
+    """A keyword text the sync finds gets its reply only when younger than this."""
     admin_token: str = attrs.field(default="", repr=False)
     join_words: tuple[str, ...] = ("LOVE",)
     provider_sends_keyword_replies: bool = False
@@ -85,6 +97,21 @@ class Settings:
         return self.monthly_message.replace("{program}", self.program_name)
 
     @property
+    def bird_configured(self) -> bool:
+        """Bird is the sender, or its webhook signing key is set: its webhook routes are open."""
+        return self.sms_provider == "bird" or bool(self.bird_signing_key)
+
+    @property
+    def bird_sync_available(self) -> bool:
+        """Bird's message list can be read (the automation sync)."""
+        return bool(self.bird_api_key and self.bird_workspace_id and self.bird_channel_id)
+
+    @property
+    def twilio_configured(self) -> bool:
+        """Twilio is the sender, or its auth token is set: its webhook routes are open."""
+        return self.sms_provider == "twilio" or bool(self.twilio_auth_token)
+
+    @property
     def payment_provider(self) -> str:
         return "test_mode" if self.test_mode_checkout else "stripe"
 
@@ -119,6 +146,14 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         bird_access_key_id=get("BIRD_ACCESS_KEY_ID"),
         bird_api_key=get("BIRD_API_KEY"),
         bird_signing_key=get("BIRD_SIGNING_KEY"),
+        twilio_api_url=get("TWILIO_API_URL", DEFAULT_TWILIO_API_URL),
+        twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
+        twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
+        twilio_from_number=get("TWILIO_FROM_NUMBER"),
+        sync_interval_minutes=_non_negative_int("WEFT_SYNC_INTERVAL_MINUTES", get("WEFT_SYNC_INTERVAL_MINUTES", "15")),
+        sync_reply_window_seconds=_non_negative_int("WEFT_SYNC_REPLY_WINDOW_SECONDS",
+                                                    get("WEFT_SYNC_REPLY_WINDOW_SECONDS", "600")),
         admin_token=get("WEFT_ADMIN_TOKEN"),
         join_words=tuple(w.strip().upper() for w in get("WEFT_JOIN_WORDS", "LOVE").split(",") if w.strip()),
         provider_sends_keyword_replies=_flag("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES",
@@ -194,6 +229,13 @@ def _positive_int(name: str, value: str) -> int:
     return number
 
 
+def _non_negative_int(name: str, value: str) -> int:
+    number = _int(name, value)
+    if number < 0:
+        raise ConfigError(f"{name} must be 0 or a positive whole number, not {value!r}")
+    return number
+
+
 def _int(name: str, value: str) -> int:
     try:
         return int(value)
@@ -236,6 +278,37 @@ def _validate(s: Settings) -> None:
                             ("BIRD_CHANNEL_ID", s.bird_channel_id)):
             if not value:
                 raise ConfigError(f"{name} is required when WEFT_SMS_PROVIDER=bird")
+    _validate_twilio(s)
+
+
+_TWILIO_SIDS = {"TWILIO_ACCOUNT_SID": "AC", "TWILIO_MESSAGING_SERVICE_SID": "MG"}
+
+
+def _validate_twilio(s: Settings) -> None:
+    if s.sms_provider == "twilio":
+        _require_http("TWILIO_API_URL", s.twilio_api_url)
+        for name, value in (("TWILIO_ACCOUNT_SID", s.twilio_account_sid), ("TWILIO_AUTH_TOKEN", s.twilio_auth_token)):
+            if not value:
+                raise ConfigError(f"{name} is required when WEFT_SMS_PROVIDER=twilio")
+        if not s.twilio_messaging_service_sid and not s.twilio_from_number:
+            raise ConfigError("TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER is required when "
+                              "WEFT_SMS_PROVIDER=twilio")
+    for name, value in (("TWILIO_ACCOUNT_SID", s.twilio_account_sid),
+                        ("TWILIO_MESSAGING_SERVICE_SID", s.twilio_messaging_service_sid)):
+        prefix = _TWILIO_SIDS[name]
+        if value and not re.fullmatch(prefix + "[0-9a-fA-F]{32}", value):
+            raise ConfigError(f"{name} must be {prefix} followed by 32 hexadecimal digits, as Twilio's console "
+                              f"shows it")
+    if s.twilio_auth_token and not re.fullmatch("[0-9a-fA-F]{32}", s.twilio_auth_token):
+        raise ConfigError("TWILIO_AUTH_TOKEN must be the account's 32-character auth token")
+    if s.twilio_from_number:
+        try:
+            number = phonenumbers.parse(s.twilio_from_number, None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_possible_number(number) or not s.twilio_from_number.startswith("+"):
+            raise ConfigError(f"TWILIO_FROM_NUMBER must be a phone number in E.164 form such as +14155550100, "
+                              f"not {s.twilio_from_number!r}")
 
 
 def _require_http(name: str, value: str) -> None:

@@ -8,6 +8,7 @@ import httpx
 from dependency_injector import containers, providers
 from httpx_aiohttp import AiohttpTransport
 
+from weft.adapters.bird.history import BirdMessageHistory
 from weft.adapters.bird.sender import BirdSmsSender
 from weft.adapters.console_email import ConsoleEmailSender
 from weft.adapters.console_sms import ConsoleSmsSender
@@ -19,8 +20,10 @@ from weft.adapters.sql.views import SqlViews
 from weft.adapters.stripe_payments import StripePaymentGateway
 from weft.adapters.system import SystemClock, new_id
 from weft.adapters.test_mode_payments import TestModePaymentGateway
+from weft.adapters.twilio.sender import TwilioSmsSender
 from weft.application.cancel_subscriptions import CancelSubscriptions
 from weft.application.deliver_outbox import DeliverOutbox, SendSettings
+from weft.application.delivery_receipts import RecordDeliveryReceipts
 from weft.application.handle_inbound_sms import (
     ApplyKeywords,
     HandleInboundSms,
@@ -37,6 +40,7 @@ from weft.application.receive_payment_event import ReceivePaymentEvent
 from weft.application.replies import Replies
 from weft.application.run_journeys import JourneyPolicy, RetryJourney, RunJourneys
 from weft.application.start_checkout import CheckoutSettings, StartCheckout
+from weft.application.sync_messages import SyncProviderMessages, SyncSettings
 from weft.application.work_queue import BackgroundLoop, LeaseSettings, QueueWorker, RetryPolicy, StepWorker, Wakeups
 from weft.config import Settings, quiet_hours
 from weft.domain.messages import Lane
@@ -68,6 +72,10 @@ def _sms_retry(settings: Settings) -> RetryPolicy:
 def _send_settings(settings: Settings) -> SendSettings:
     return SendSettings(quiet_hours=quiet_hours(settings), time_zone=settings.time_zone,
                         daily_cap=settings.sms_daily_cap)
+
+
+def _sync_settings(settings: Settings) -> SyncSettings:
+    return SyncSettings(name="bird", reply_window=timedelta(seconds=settings.sync_reply_window_seconds))
 
 
 def _care_settings(settings: Settings) -> CareSettings:
@@ -102,6 +110,16 @@ class Container(containers.DeclarativeContainer):
             channel_id=settings.provided.bird_channel_id,
             api_url=settings.provided.bird_api_url,
             access_key_id=settings.provided.bird_access_key_id,
+        ),
+        twilio=providers.Singleton(
+            TwilioSmsSender,
+            client=http_client,
+            account_sid=settings.provided.twilio_account_sid,
+            auth_token=settings.provided.twilio_auth_token,
+            messaging_service_sid=settings.provided.twilio_messaging_service_sid,
+            from_number=settings.provided.twilio_from_number,
+            status_callback=providers.Callable(lambda s: f"{s.public_url.rstrip('/')}/twilio-status", settings),
+            api_url=settings.provided.twilio_api_url,
         ),
     )
     email = providers.Selector(
@@ -187,6 +205,14 @@ class Container(containers.DeclarativeContainer):
         cancelling=wakeups.provided.caller.call("cancellations"),
     )
     handle_inbound_sms = providers.Singleton(HandleInboundSms, store, clock, apply_keywords, inbound_wakeups)
+    record_delivery_receipts = providers.Singleton(RecordDeliveryReceipts, store, clock)
+    bird_history = providers.Singleton(
+        BirdMessageHistory, http_client, api_key=settings.provided.bird_api_key,
+        workspace_id=settings.provided.bird_workspace_id, channel_id=settings.provided.bird_channel_id,
+        api_url=settings.provided.bird_api_url, default_region=settings.provided.default_region,
+    )
+    sync_bird = providers.Singleton(SyncProviderMessages, bird_history, store, clock, apply_keywords, inbound_wakeups,
+                                    lease_settings, providers.Callable(_sync_settings, settings))
     process_inbound_sms = providers.Singleton(ProcessInboundSms, store, clock, apply_keywords, inbound_wakeups)
     inbound_worker = providers.Singleton(StepWorker, "inbound", process_inbound_sms, worker_poll_seconds,
                                          foreground=foreground)

@@ -169,7 +169,7 @@ def test_the_verification_get_echoes_the_challenge(app: RunningApp) -> None:
     assert app.client.get(WEBHOOK).status_code == 200
 
 
-def test_an_outbound_status_event_is_acknowledged_and_ignored(app: RunningApp) -> None:
+def test_a_status_event_for_a_message_we_did_not_send_is_acknowledged_and_ignored(app: RunningApp) -> None:
     response = post_signed(app, fixture_bytes("bird/channels_sms_outbound.json"))
     assert response.json() == {"status": "ignored"}
     assert app.admin("/api/admin/subscribers").json() == {"subscribers": []}

@@ -14,7 +14,7 @@ import pytest
 from weft.adapters.bird.sender import bird_route
 from weft.adapters.bird.webhooks import parse_bird_payload, verify_bird_signature
 from weft.domain.errors import InvalidSignature, MalformedWebhook
-from weft.domain.messages import InboundSms
+from weft.domain.messages import DeliveryReceipt, DeliveryState, InboundSms
 from weft.domain.phone import PhoneNumber
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bird"
@@ -292,8 +292,28 @@ def test_channels_text_is_kept_exactly_as_sent() -> None:
     assert sms is not None and sms.text == "  Stop please \n"
 
 
-def test_channels_sms_outbound_status_event_is_ignored() -> None:
-    assert parse_json(fixture_bytes("channels_sms_outbound.json")) is None
+def test_channels_sms_outbound_status_event_is_a_delivery_receipt() -> None:
+    assert parse_json(fixture_bytes("channels_sms_outbound.json")) == DeliveryReceipt(
+        provider_id="0b6f4d2c-9e1a-4c7b-8d3f-6a2e5b1c9d07", state=DeliveryState.DELIVERED,
+        at=datetime(2025, 1, 1, 12, 0, 3, 910000, tzinfo=UTC), error_code=None, reference=None)
+
+
+@pytest.mark.parametrize(("status", "state"), [
+    ("accepted", DeliveryState.ACCEPTED), ("sent", DeliveryState.SENT), ("sending_failed", DeliveryState.FAILED),
+    ("delivery_failed", DeliveryState.UNDELIVERED),
+])
+def test_channels_outbound_statuses_map_to_delivery_states(status: str, state: DeliveryState) -> None:
+    event = fixture_json("channels_sms_outbound.json")
+    event["payload"].update(status=status, reference="reply:in-1", failure={"code": 106})
+    receipt = parse_json(event)
+    assert isinstance(receipt, DeliveryReceipt)
+    assert (receipt.state, receipt.reference, receipt.error_code) == (state, "reply:in-1", "106")
+
+
+def test_an_outbound_status_bird_may_add_later_is_ignored() -> None:
+    event = fixture_json("channels_sms_outbound.json")
+    event["payload"]["status"] = "teleported"
+    assert parse_json(event) is None
 
 
 def test_inbound_on_another_channel_is_ignored() -> None:
@@ -522,9 +542,17 @@ def test_platform_sms_received_becomes_an_inbound_sms() -> None:
     )
 
 
-def test_platform_delivery_status_event_is_ignored() -> None:
+def test_platform_delivery_status_event_is_a_delivery_receipt() -> None:
     event = fixture_json("platform_sms_received.json")
-    event["type"] = "sms.delivered"
+    event["type"] = "sms.undelivered"
+    receipt = parse_json(event)
+    assert isinstance(receipt, DeliveryReceipt)
+    assert (receipt.provider_id, receipt.state) == ("sms_01krdgeqcxet5s7t44vh8rt9mg", DeliveryState.UNDELIVERED)
+
+
+def test_platform_opt_out_event_is_ignored() -> None:
+    event = fixture_json("platform_sms_received.json")
+    event["type"] = "sms_suppression.created"
     assert parse_json(event) is None
 
 

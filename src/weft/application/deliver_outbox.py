@@ -17,6 +17,7 @@ from weft.application.unit_of_work import Lease, OutboxEntry, Store, Transaction
 from weft.application.views import Views
 from weft.application.work_queue import RetryPolicy
 from weft.domain.messages import DeliveryStatus, Lane, Lookup, SendResult
+from weft.domain.phone import PhoneNumber
 from weft.domain.quiet_hours import QuietHours
 from weft.domain.segments import sms_segments
 from weft.domain.subscriber import Subscriber
@@ -174,6 +175,20 @@ class DeliverOutbox:
 
     def record(self, tx: Transaction, outcomes: list[Delivery], now: datetime) -> None:
         self._write(tx, [self._settle(d) for d in outcomes], now)
+        opted_out = {d.entry.message.to for d in outcomes if d.result is not None and d.result.opted_out}
+        if opted_out:
+            self._opted_out_at_provider(tx, opted_out, now)
+
+    @staticmethod
+    def _opted_out_at_provider(tx: Transaction, phones: set[PhoneNumber], now: datetime) -> None:
+        """The person texted STOP to the provider itself, which now refuses every text to them: record the opt-out
+        so nothing more is queued for them (no confirmation: the provider sent its own)."""
+        members = tx.members.get_many(phones, for_update=True)
+        for phone in phones:
+            subscriber = members.setdefault(phone.e164, Subscriber.first_contact(phone, now))
+            if subscriber.opt_out(now, None, reason="opted out at provider"):
+                log.info("%s opted out at the SMS provider; recorded", phone.masked)
+        tx.members.save_many(list(members.values()))
 
     def after_commit(self, outcomes: list[Delivery]) -> None:
         if any(d.entry.message.journey_id for d in outcomes):

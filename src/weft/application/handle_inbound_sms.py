@@ -40,6 +40,8 @@ class Applied:
     texts: int = 0
     replies: int = 0
     cancellations: int = 0
+    keywords: int = 0
+    """Texts whose keyword was acted on (a late text older than its number's last consent change is not)."""
 
 
 _PROVIDER_ANSWERED = frozenset({MessageKind.OPT_OUT_CONFIRMATION, MessageKind.OPT_IN_CONFIRMATION, MessageKind.HELP})
@@ -55,26 +57,36 @@ class ApplyKeywords:
     def opts_out(self, message: InboundSms) -> bool:
         return parse_keyword(message.text, self._settings.join_words).keyword is Keyword.OPT_OUT
 
-    def __call__(self, tx: Transaction, messages: Sequence[InboundSms], now: datetime) -> Applied:
+    def __call__(self, tx: Transaction, messages: Sequence[InboundSms], now: datetime,
+                 late_before: datetime | None = None) -> Applied:
+        """Apply the texts; a text received before `late_before` (one the provider sync found late) gets no reply,
+        and changes nothing when its number's consent changed after it was sent: the later choice stands."""
         if not messages:
             return Applied()
         members = tx.members.get_many({m.sender for m in messages}, for_update=True)
         replies: list[tuple[OutboundSms, datetime]] = []
-        cancellations = 0
+        cancellations = keywords = 0
         for message in messages:
             at = message.received_at or now
             subscriber = members.get(message.sender.e164) or Subscriber.first_contact(message.sender, at)
             members[message.sender.e164] = subscriber
-            subscriber.record_inbound(message.text, at)
+            late = late_before is not None and at < late_before
+            if late and subscriber.last_message_at is not None and subscriber.last_message_at > at:
+                pass  # a newer text is already the number's last message
+            else:
+                subscriber.record_inbound(message.text, at)
             command = parse_keyword(message.text, self._settings.join_words)
+            if late and subscriber.consent_changed_at is not None and subscriber.consent_changed_at > at:
+                continue
             kind = self._react(subscriber, command, message, at)
+            keywords += command.keyword is not Keyword.NONE
             cancellations += self._cancel_dropped_subscription(tx, subscriber, command, now)
-            if kind is not None and self._should_reply(subscriber, kind):
+            if kind is not None and not late and self._should_reply(subscriber, kind):
                 replies.append((self._reply(message, kind, now, subscriber.opted_out), now))
         tx.members.save_many(list(members.values()))
         queued = tx.outbox.enqueue_many(replies, now)
         tx.inbound.mark_processed([m.provider_id for m in messages], now)
-        return Applied(len(messages), queued, cancellations)
+        return Applied(len(messages), queued, cancellations, keywords)
 
     def _react(
         self, subscriber: Subscriber, command: KeywordCommand, message: InboundSms, at: datetime

@@ -5,7 +5,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from weft.domain.messages import LookupResult, OutboundEmail, OutboundSms, SendResult
+from weft.domain.messages import InboundSms, LookupResult, OutboundEmail, OutboundSms, ProviderSentSms, SendResult
 
 
 class SmsSender(Protocol):
@@ -16,6 +16,25 @@ class SmsSender(Protocol):
     async def lookup(self, message: OutboundSms) -> LookupResult:
         """Whether the provider already has this message (by our id), for a send a crash left in doubt; UNKNOWN
         when the provider cannot be asked."""
+        ...
+
+
+@attrs.frozen
+class HistoryPage:
+    """One page of the messages a provider holds for our channel, in both directions."""
+
+    inbound: list[InboundSms]
+    sent: list[ProviderSentSms]
+    fetched: int
+    """Messages on the page, including ones neither list holds (malformed, or not texts)."""
+    newest: datetime | None
+    next_page: str | None
+
+
+class MessageHistory(Protocol):
+    async def page(self, since: datetime | None, page_token: str | None) -> HistoryPage:
+        """The page after `page_token` of the messages created at or after `since` (all when None); raises
+        ProviderUnavailable when the provider cannot be read now."""
         ...
 
 

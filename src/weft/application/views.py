@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from weft.application.delivery_stats import Outcome
 from weft.application.unit_of_work import CampaignCounts, OutboxEntry, ReceivedEvent
 from weft.domain.campaign import Campaign
 from weft.domain.journey import AuditEntry, Journey
@@ -69,6 +70,11 @@ class Views(Protocol):
 
     async def subscriber_detail(self, phone: PhoneNumber) -> SubscriberDetail | None:
         """State, consent history, and messages in and out for one number; None when unknown."""
+        ...
+
+    async def delivery_outcomes(self, since: datetime) -> list[Outcome]:
+        """Every SMS (ours, not the provider's automations') and welcome email queued since then, and where each
+        stands now."""
         ...
 
     async def outbox(self, limit: int = 200) -> list[OutboxEntry]:

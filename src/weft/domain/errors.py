@@ -55,3 +55,7 @@ class PaymentProviderThrottled(PaymentProviderUnavailable):
 
 class PaymentProviderError(WeftError):
     """The payment provider refused a request for good (bad parameters, unknown object)."""
+
+
+class ProviderUnavailable(WeftError):
+    """An SMS provider could not be read now (network, 429, 5xx): try again later."""

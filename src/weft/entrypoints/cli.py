@@ -18,7 +18,7 @@ from weft.application.phone_numbers import normalise_phone
 from weft.bootstrap import bootstrap, configure_logging
 from weft.config import ConfigError, Settings
 from weft.containers import Container
-from weft.domain.errors import InvalidPhoneNumber
+from weft.domain.errors import InvalidPhoneNumber, ProviderUnavailable
 from weft.domain.messages import InboundSms
 from weft.entrypoints import campaign_cli
 from weft.entrypoints.http.app import close_clients
@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--from", dest="sender", required=True, help="sender phone, e.g. +14155550123")
     simulate.add_argument("text")
     simulate.set_defaults(run=_simulate)
+    sync = commands.add_parser("sync-bird", help="fetch texts Bird handled without Weft (Flow Builder automations, "
+                                                  "lost webhooks) since the last sync, apply them, send what is due")
+    sync.set_defaults(run=_sync_bird)
     listing = commands.add_parser("subscribers", help="list subscribers as a table")
     listing.set_defaults(run=_subscribers)
     campaign_cli.add_commands(commands)
@@ -190,6 +193,32 @@ async def _simulate_async(container: Container, message: InboundSms) -> int:
         for entry in detail.outbound:
             if entry.created_at >= detail.inbound[-1]["received_at"]:
                 print(f"reply ({entry.status.value}): {entry.message.text}")
+    return 0
+
+
+def _sync_bird(container: Container, args: argparse.Namespace) -> int:
+    if not container.settings().bird_sync_available:
+        print("weft: the Bird sync needs BIRD_API_KEY, BIRD_WORKSPACE_ID and BIRD_CHANNEL_ID", file=sys.stderr)
+        return 2
+    return asyncio.run(_sync_bird_async(container))
+
+
+async def _sync_bird_async(container: Container) -> int:
+    try:
+        runtime = Runtime(container, scheduler=False)
+        runtime.register()
+        summary = await container.sync_bird()()
+        await runtime.drain()
+    except ProviderUnavailable as exc:
+        print(f"weft: {exc}; run it again later (what was read is kept)", file=sys.stderr)
+        return 1
+    finally:
+        await close_clients(container)
+    if summary.busy:
+        print("weft: another process is running the Bird sync", file=sys.stderr)
+        return 1
+    print(f"fetched {summary.fetched} messages in {summary.pages} pages: {summary.new_inbound} new inbound, "
+          f"{summary.new_outbound} new outbound, {summary.keyword_changes} keyword changes")
     return 0
 
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from weft.application.monthly_care import StartMonthlyCare
 from weft.application.ports import Clock
@@ -25,16 +27,20 @@ class MonthlyScheduler:
     back that month: at start, when this month's fire time has passed and no run exists for the month."""
 
     def __init__(self, trigger: CronTrigger, start_monthly_care: StartMonthlyCare, views: Views, clock: Clock,
-                 time_zone: str) -> None:
+                 time_zone: str, sync: Callable[[], Awaitable[object]] | None = None, sync_minutes: int = 0) -> None:
         self._trigger, self._start, self._views, self._clock = trigger, start_monthly_care, views, clock
         self._zone = ZoneInfo(time_zone)
         self._scheduler: AsyncIOScheduler | None = None
+        self._sync, self._sync_minutes = sync, sync_minutes
 
     async def start(self) -> None:
         """Schedule the job (inside the running event loop, as APScheduler 3 requires) and catch up."""
         self._scheduler = AsyncIOScheduler(timezone=self._zone)
         self._scheduler.add_job(self.fire, self._trigger, id="monthly-care", coalesce=True, max_instances=1,
                                 misfire_grace_time=MISFIRE_GRACE_SECONDS)
+        if self._sync is not None and self._sync_minutes > 0:
+            self._scheduler.add_job(self.sync, IntervalTrigger(minutes=self._sync_minutes, timezone=self._zone),
+                                    id="provider-sync", coalesce=True, max_instances=1)
         self._scheduler.start()
         await self.catch_up()
 
@@ -60,6 +66,15 @@ class MonthlyScheduler:
         log.info("this month's care message was due at %s and has not run: starting it now", due.isoformat())
         await self.fire()
         return True
+
+    async def sync(self) -> None:
+        """The provider automation sync (every WEFT_SYNC_INTERVAL_MINUTES); a failure waits for the next run."""
+        if self._sync is None:
+            return
+        try:
+            await self._sync()
+        except Exception:
+            log.exception("the provider automation sync failed; the next run goes on from the same cursor")
 
     async def fire(self) -> None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,15 +17,16 @@ from weft.adapters.json_bodies import load_object
 from weft.adapters.untrusted import MAX_ID_CHARS, problem_in, sms_text
 from weft.application.phone_numbers import normalise_phone, sender_phone
 from weft.domain.errors import InvalidPhoneNumber, MalformedWebhook
-from weft.domain.messages import InboundSms
+from weft.domain.messages import DeliveryReceipt, DeliveryState, InboundSms, ProviderSentSms
 from weft.domain.phone import PhoneNumber
 
-_Handler = Callable[[dict[str, Any], str], InboundSms | None]
+Parsed = InboundSms | DeliveryReceipt | None
+_Handler = Callable[[dict[str, Any], str], Parsed]
 
 MAX_ROUTE_CHARS = 300
 """The reply_route columns' width."""
 
-__all__ = ["parse_bird_payload", "verify_bird_signature"]
+__all__ = ["channel_message", "parse_bird_payload", "verify_bird_signature"]
 
 
 def parse_bird_payload(
@@ -34,8 +35,9 @@ def parse_bird_payload(
     query: Mapping[str, str],
     form: Mapping[str, str] | None,
     default_region: str = "US",
-) -> InboundSms | None:
-    """The inbound SMS a Bird webhook carries, None for a valid event we ignore; MalformedWebhook otherwise."""
+) -> Parsed:
+    """The inbound SMS or the delivery report a Bird webhook carries, None for a valid event we ignore;
+    MalformedWebhook otherwise."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if raw_body.strip() and _is_json(media_type, raw_body):
         return _checked(_parse_event(load_object(raw_body, strict_strings=False), default_region))
@@ -47,11 +49,11 @@ def parse_bird_payload(
     return _checked(_parse_legacy(fields, default_region))
 
 
-def _checked(sms: InboundSms | None) -> InboundSms | None:
+def _checked(sms: Parsed) -> Parsed:
     """Ids must fit the store's columns and be plain tokens: they end up in SQL rows and provider URLs. The text
     is cleaned and cut to what an SMS can carry (untrusted.sms_text)."""
-    if sms is None:
-        return None
+    if not isinstance(sms, InboundSms):
+        return sms
     _check_id("provider_id", sms.provider_id)
     text = sms_text(sms.text)
     return sms if text == sms.text else attrs.evolve(sms, text=text)
@@ -80,7 +82,7 @@ def _is_json(media_type: str, body: bytes) -> bool:
     return body.lstrip()[:1] in (b"{", b"[")
 
 
-def _parse_event(event: dict[str, Any], region: str) -> InboundSms | None:
+def _parse_event(event: dict[str, Any], region: str) -> Parsed:
     """Dispatch a JSON webhook on its event (api.bird.com) or type (MessageBird, platform) name."""
     name = event.get("event", event.get("type"))
     if not isinstance(name, str):
@@ -100,6 +102,29 @@ def _channels_sms(event: dict[str, Any], region: str) -> InboundSms | None:
         # conversationId is undocumented here; used if Bird ever adds it
         reply_route=_route(_optional(event, "payload.channelId"), _optional(event, "payload.conversationId")),
         received_at=_timestamp(_get(event, "payload.createdAt")),
+    )
+
+
+def channel_message(item: dict[str, Any], region: str) -> InboundSms | ProviderSentSms | None:
+    """A channel message from Bird's message list (the automation sync): a text a person sent us, a text sent
+    to a person, or None for anything else (not a text). MalformedWebhook when a text lacks what it needs."""
+    if _get(item, "body.type") not in (None, "text"):
+        return None
+    direction = item.get("direction")
+    if direction == "incoming":
+        checked = _checked(_channels_sms({"payload": item}, region))
+        return checked if isinstance(checked, InboundSms) else None
+    if direction != "outgoing":
+        return None
+    provider_id = _required(item, "id")
+    _check_id("id", provider_id)
+    reference = _optional(item, "reference")
+    return ProviderSentSms(
+        provider_id=provider_id,
+        to=_phone(item, "receiver.contacts.0.identifierValue", region),
+        text=sms_text(_required(item, "body.text.text", allow_empty=True)),
+        sent_at=_timestamp(item.get("createdAt")),
+        reference=reference if reference and len(reference) <= MAX_ID_CHARS else None,
     )
 
 
@@ -260,13 +285,55 @@ def _timestamp(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_CHANNEL_STATES = {
+    "accepted": DeliveryState.ACCEPTED, "processing": DeliveryState.ACCEPTED, "scheduled": DeliveryState.ACCEPTED,
+    "sent": DeliveryState.SENT, "delivered": DeliveryState.DELIVERED, "sending_failed": DeliveryState.FAILED,
+    "failed": DeliveryState.FAILED, "rejected": DeliveryState.FAILED, "delivery_failed": DeliveryState.UNDELIVERED,
+    "undelivered": DeliveryState.UNDELIVERED, "expired": DeliveryState.UNDELIVERED,
+}
+"""Bird's message statuses as delivery states; statuses not listed (Bird may add some) change nothing."""
+
+
+def _channels_status(event: dict[str, Any], region: str) -> DeliveryReceipt | None:
+    """api.bird.com Channels sms.outbound: a status change of a text we sent (ours carry our key as reference)."""
+    state = _CHANNEL_STATES.get(str(_get(event, "payload.status")).lower())
+    if state is None:
+        return None
+    return _receipt(_required(event, "payload.id"), state, _get(event, "payload.lastStatusAt"),
+                    _get(event, "payload.failure.code") or _get(event, "payload.reason") or None,
+                    _optional(event, "payload.reference"))
+
+
+def _platform_status(event: dict[str, Any], region: str) -> DeliveryReceipt | None:
+    """{region}.platform.bird.com sms.sent / sms.delivered / sms.failed / ...: the type names the state."""
+    state = _CHANNEL_STATES.get(str(event.get("type")).removeprefix("sms."))
+    if state is None:
+        return None
+    return _receipt(_required(event, "data.sms_id"), state, event.get("timestamp"),
+                    _get(event, "data.error.code") or _get(event, "data.failure.code") or None, None)
+
+
+def _receipt(provider_id: str, state: DeliveryState, at: object, code: object,
+             reference: str | None) -> DeliveryReceipt:
+    _check_id("payload.id", provider_id)
+    error_code = str(code)[:32] if isinstance(code, str | int) and not isinstance(code, bool) else None
+    if reference is not None and (len(reference) > MAX_ID_CHARS or not reference.isprintable()):
+        reference = None
+    return DeliveryReceipt(provider_id=provider_id, state=state, at=_timestamp(at), error_code=error_code,
+                           reference=reference)
 
 
 _EVENT_HANDLERS: dict[str, _Handler] = {
     "sms.inbound": _channels_sms,
+    "sms.outbound": _channels_status,
+    **{f"sms.{name}": _platform_status
+       for name in ("accepted", "sent", "delivered", "undelivered", "failed", "rejected", "expired")},
     "conversation.created": _conversation_event,
     "conversation.updated": _conversation_event,
     "message.created": _messagebird_message,

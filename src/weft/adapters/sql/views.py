@@ -15,10 +15,12 @@ from weft.adapters.sql.members import CONSENT_VERSION, subscriber_from_row
 from weft.adapters.sql.outbox import campaign_counts, entry_from_row
 from weft.adapters.sql.payments import audit_from_row, payment_from_row
 from weft.adapters.sql.received_events import received_event_from_row
+from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
 from weft.application.ports import Clock
 from weft.application.unit_of_work import OutboxEntry, ReceivedEvent
 from weft.application.views import CampaignSummary, CareCandidate, SubscriberDetail
-from weft.domain.journey import AuditEntry, Journey
+from weft.domain.journey import AuditEntry, Journey, Step
+from weft.domain.messages import DeliveryState, DeliveryStatus, MessageKind
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, Subscriber
@@ -38,6 +40,9 @@ class SqlViews:
 
     async def subscriber_detail(self, phone: PhoneNumber) -> SubscriberDetail | None:
         return await self._read(lambda c: _detail(c, phone))
+
+    async def delivery_outcomes(self, since: datetime) -> list[Outcome]:
+        return await self._read(lambda c: _delivery_outcomes(c, since))
 
     async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
         return await self._read(lambda c: _outbox(c, limit))
@@ -125,6 +130,22 @@ def _care_candidates(c: sa.Connection, after: str, limit: int) -> list[CareCandi
         if status is not None:
             statuses[phone].add(PaymentStatus(status))
     return [CareCandidate(phone, value, frozenset(statuses[phone])) for phone, value in consent.items()]
+
+
+def _delivery_outcomes(c: sa.Connection, since: datetime) -> list[Outcome]:
+    o = t.outbox.c
+    found = []
+    sms = sa.select(o.created_at, o.status, o.delivery_state).where(
+        o.created_at >= since, o.kind != MessageKind.SENT_BY_PROVIDER.value)
+    for at, status, state in c.execute(sms):
+        outcome = sms_outcome(DeliveryStatus(status), DeliveryState(state) if state else None)
+        if outcome is not None:
+            found.append(Outcome("sms", at, outcome))
+    journeys = sa.select(t.journeys).where(t.journeys.c.started_at >= since)
+    for row in c.execute(journeys):
+        journey = journey_from_row(row)
+        found.append(Outcome("email", journey.started_at, email_outcome(journey.steps.get(Step.EMAIL_SENT))))
+    return found
 
 
 def _outbox(c: sa.Connection, limit: int, phone: str | None = None) -> list[OutboxEntry]:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -10,11 +10,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from weft.application.delivery_stats import delivery_stats as stats_of
 from weft.application.phone_numbers import normalise_phone
+from weft.application.ports import Clock
 from weft.application.run_journeys import RetryJourney
+from weft.application.sync_messages import SyncProviderMessages
 from weft.application.unit_of_work import OutboxEntry, ReceivedEvent
 from weft.application.views import Views
 from weft.config import Settings
+from weft.domain.errors import ProviderUnavailable
 from weft.domain.journey import Journey
 from weft.domain.payment import Payment
 from weft.domain.subscriber import Subscriber
@@ -62,6 +66,41 @@ async def list_messages(
     return JSONResponse({"messages": [outbox_json(e) for e in await views.outbox()]})
 
 
+MAX_STATS_HOURS = 24 * 31
+
+
+@inject
+async def delivery_stats(
+    request: Request, views: Views = Provide["views"], clock: Clock = Provide["clock"],
+    settings: Settings = Provide["settings"],
+) -> JSONResponse:
+    """SMS and email over the last `hours` (default 24), in hourly buckets: pending, sent, delivered, failed and
+    the success rate."""
+    require_admin(request, settings)
+    raw = request.query_params.get("hours", "24")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_STATS_HOURS:
+        raise HTTPException(400, f"hours must be a whole number from 1 to {MAX_STATS_HOURS}, not {raw[:20]!r}")
+    hours, now = int(raw), clock.now()
+    window = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1 - hours)
+    return JSONResponse(stats_of(await views.delivery_outcomes(window), now, hours))
+
+
+@inject
+async def sync_bird(
+    request: Request, sync: SyncProviderMessages = Provide["sync_bird"], settings: Settings = Provide["settings"],
+) -> JSONResponse:
+    """Run the Bird automation sync now and say what it found (409 while another process runs it)."""
+    require_admin(request, settings)
+    if not settings.bird_sync_available:
+        raise HTTPException(409, "the Bird sync needs BIRD_API_KEY, BIRD_WORKSPACE_ID and BIRD_CHANNEL_ID")
+    try:
+        summary = await sync()
+    except ProviderUnavailable as exc:
+        raise HTTPException(503, f"Bird could not be read, nothing was changed past the pages already read: {exc}"
+                            ) from exc
+    return JSONResponse(summary.as_json(), status_code=409 if summary.busy else 200)
+
+
 def subscriber_json(s: Subscriber) -> dict[str, Any]:
     return plain({
         "phone": s.phone.e164, "consent": s.consent.value, "membership": s.membership.value,
@@ -80,6 +119,9 @@ def outbox_json(e: OutboxEntry) -> dict[str, Any]:
         "next_attempt_at": e.next_attempt_at, "lane": m.lane.name.lower(), "journey_id": m.journey_id,
         "campaign_id": m.campaign_id, "first_attempt_at": e.first_attempt_at, "in_doubt": e.in_doubt,
         "possible_duplicate": e.possible_duplicate,
+        "delivery": {"state": e.delivery_state.value if e.delivery_state else None,
+                     "error_code": e.delivery_error_code,
+                     "at": e.delivery_at.isoformat() if e.delivery_at else None},
     })
 
 

@@ -26,14 +26,15 @@ from weft.domain.errors import (
     UnknownCampaign,
     UnknownJourney,
 )
-from weft.entrypoints.http import admin, bird_webhook, campaigns, checkout, pages
+from weft.entrypoints.http import admin, bird_webhook, campaigns, checkout, pages, twilio_webhook
 from weft.entrypoints.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_MAX_BYTES = 256 * 1024
 API_MAX_BYTES = 16 * 1024
-BODY_LIMITS = {"/bird-sms-webhook": WEBHOOK_MAX_BYTES, "/api/stripe/webhook": WEBHOOK_MAX_BYTES}
+BODY_LIMITS = {path: WEBHOOK_MAX_BYTES
+               for path in ("/bird-sms-webhook", "/twilio-sms-webhook", "/twilio-status", "/api/stripe/webhook")}
 """Every other route takes at most API_MAX_BYTES, whatever its method."""
 
 
@@ -142,13 +143,32 @@ async def close_clients(container: Container) -> None:
 
 
 def routes(container: Container) -> list[BaseRoute]:
-    bird = bird_webhook.BirdWebhook(container.handle_inbound_sms(), container.settings())
-    stripe = checkout.StripeWebhook(container.receive_payment_event(), container.settings())
-    # The webhooks first: Starlette tries routes in order, and these are the busiest.
+    return [*provider_routes(container), *other_routes()]
+
+
+def provider_routes(container: Container) -> list[BaseRoute]:
+    """The webhook routes of every configured SMS provider (the console, the embedded default, takes either
+    provider's posts, for trying things out) and Stripe's. The webhooks come first: Starlette tries routes in
+    order, and these are the busiest."""
+    settings = container.settings()
+    console = settings.sms_provider == "console"
+    found: list[BaseRoute] = []
+    if settings.bird_configured or console:
+        bird = bird_webhook.BirdWebhook(container.handle_inbound_sms(), container.record_delivery_receipts(),
+                                        settings)
+        found += [Route("/bird-sms-webhook", bird.receive, methods=["POST"]),
+                  Route("/bird-sms-webhook", bird.verify, methods=["GET"])]
+    if settings.twilio_configured or console:
+        twilio = twilio_webhook.TwilioWebhook(container.handle_inbound_sms(), container.record_delivery_receipts(),
+                                              container.clock(), settings)
+        found += [Route("/twilio-sms-webhook", twilio.receive, methods=["POST"]),
+                  Route("/twilio-status", twilio.status, methods=["POST"])]
+    stripe = checkout.StripeWebhook(container.receive_payment_event(), settings)
+    return [*found, Route("/api/stripe/webhook", stripe.receive, methods=["POST"])]
+
+
+def other_routes() -> list[BaseRoute]:
     return [
-        Route("/bird-sms-webhook", bird.receive, methods=["POST"]),
-        Route("/bird-sms-webhook", bird.verify, methods=["GET"]),
-        Route("/api/stripe/webhook", stripe.receive, methods=["POST"]),
         *pages.page_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/api/stripe/create-checkout-session", checkout.create_checkout_session, methods=["POST"]),
@@ -162,6 +182,8 @@ def routes(container: Container) -> list[BaseRoute]:
         Route("/api/admin/subscribers", admin.list_subscribers, methods=["GET"]),
         Route("/api/admin/subscribers/{phone}", admin.show_subscriber, methods=["GET"]),
         Route("/api/admin/messages", admin.list_messages, methods=["GET"]),
+        Route("/api/admin/stats", admin.delivery_stats, methods=["GET"]),
+        Route("/api/bird/sync-automation", admin.sync_bird, methods=["GET", "POST"]),
         Route("/api/bird/send-monthly-messages", campaigns.send_monthly_messages, methods=["GET", "POST"]),
         Route("/api/admin/campaigns", campaigns.list_campaigns, methods=["GET"]),
         Route("/api/admin/campaigns/{campaign_id}", campaigns.show_campaign, methods=["GET"]),

@@ -7,16 +7,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from weft.adapters.bird.webhooks import parse_bird_payload, verify_bird_signature
+from weft.application.delivery_receipts import RecordDeliveryReceipts
 from weft.application.handle_inbound_sms import HandleInboundSms, InboundOutcome
 from weft.config import Settings
+from weft.domain.messages import DeliveryReceipt
 
 
 class BirdWebhook:
     """The Bird webhook routes, with their use case and settings resolved once when the app is built: this is
     the busiest path of the service, and per-request injection costs a tenth of its time."""
 
-    def __init__(self, handle: HandleInboundSms, settings: Settings) -> None:
-        self._handle, self._settings = handle, settings
+    def __init__(self, handle: HandleInboundSms, receipts: RecordDeliveryReceipts, settings: Settings) -> None:
+        self._handle, self._receipts, self._settings = handle, receipts, settings
 
     async def receive(self, request: Request) -> Response:
         """Verify, parse and store one Bird delivery; answers once the text is committed (an opt-out also applied,
@@ -32,6 +34,9 @@ class BirdWebhook:
         message = parse_bird_payload(body, content_type, query, form, settings.default_region)
         if message is None:
             return _answer("ignored")
+        if isinstance(message, DeliveryReceipt):
+            # A receipt for a message we do not know (sent by another system on the channel) is ignored.
+            return _answer("recorded" if await self._receipts([message]) else "ignored")
         outcome = await self._handle(message)
         return _answer(outcome.value)
 
@@ -46,7 +51,7 @@ class BirdWebhook:
 
 
 _ANSWERS = {status: json.dumps({"status": status}).encode()
-            for status in ("ignored", *(outcome.value for outcome in InboundOutcome))}
+            for status in ("ignored", "recorded", *(outcome.value for outcome in InboundOutcome))}
 
 
 def _answer(status: str) -> Response:
