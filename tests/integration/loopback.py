@@ -104,6 +104,9 @@ class LoopbackBird(LoopbackServer):
 
     down = False
     """While set, every request gets a 503, as during an outage."""
+    history: list[dict[str, Any]] = []
+    """The channel's messages (channel message objects) its message list pages through, oldest first."""
+    page_size = 2
 
     def default_response(self, request: Recorded) -> Canned:
         path, _, query = request.path.partition("?")
@@ -113,12 +116,28 @@ class LoopbackBird(LoopbackServer):
             number = len(self.requests)
             status = 201 if "/conversations/" in path else 202
             return Canned(status, {"id": f"bird-msg-{number}", "status": "accepted", "direction": "outgoing"})
+        if request.method == "GET" and path.endswith("/messages") and "reference" not in dict(parse_qsl(query)):
+            return self._history_page(dict(parse_qsl(query)))
         if request.method == "GET" and path.endswith("/messages"):
             reference = dict(parse_qsl(query)).get("reference")
             found = [{"id": f"bird-found-{i}", "reference": reference, "status": "accepted"}
                      for i, r in enumerate(self.accepted()) if r.json().get("reference") == reference]
             return Canned(200, {"results": found, "nextPageToken": None})
         return super().default_response(request)
+
+    def _history_page(self, query: dict[str, str]) -> Canned:
+        """Messages created at or after `startAt`, `page_size` at a time, with `nextPageToken` while more remain."""
+        start = query.get("startAt", "")
+        matching = [m for m in self.history if m["createdAt"] >= start]
+        offset = int(query.get("pageToken") or 0)
+        page = matching[offset:offset + self.page_size]
+        more = offset + self.page_size < len(matching)
+        return Canned(200, {"results": page, "nextPageToken": str(offset + self.page_size) if more else None})
+
+    def history_reads(self) -> list[dict[str, str]]:
+        """The query of every read of the message list (not the look-ups by reference)."""
+        reads = [dict(parse_qsl(r.path.partition("?")[2])) for r in self.requests if r.method == "GET"]
+        return [q for q in reads if "reference" not in q]
 
     def sent(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST"]

@@ -15,3 +15,10 @@ def channels_headers(key: str, url: str, body: bytes, timestamp: str = "17357328
         "messagebird-request-timestamp": timestamp,
         "content-type": "application/json",
     }
+
+
+def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
+    """X-Twilio-Signature as Twilio computes it: HMAC-SHA1 over the URL followed by every parameter's name and
+    value, by name (and value) order, keyed with the auth token; base64."""
+    signed = url + "".join(name + value for name, value in sorted(params))
+    return base64.b64encode(hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()).decode()

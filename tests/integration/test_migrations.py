@@ -244,3 +244,32 @@ def test_downgrading_below_has_failed_step_drops_it_and_upgrading_again_recomput
         rows = {row.id: row.has_failed_step for row in connection.execute(sa.select(journeys))}
     assert rows == {CLEAN: False, FAILED: True}
     assert _current_revision(engine) == _head()
+
+
+def test_texts_waiting_at_0006_keep_their_bird_route_as_a_reply_route_and_finished_ones_need_none(
+    engine: sa.Engine,
+) -> None:
+    _upgrade_to(engine, "0006")
+    with engine.begin() as connection:
+        outbox = _table(connection, "outbox")
+        connection.execute(sa.insert(outbox), [
+            OUTBOX,
+            {**OUTBOX, "id": "reply:waiting", "status": "pending", "next_attempt_at": AT, "provider_id": None,
+             "sent_at": None, "conversation_id": "conv-9", "channel_id": "ch-9"},
+            {**OUTBOX, "id": "care:waiting", "status": "pending", "next_attempt_at": AT, "provider_id": None,
+             "sent_at": None, "conversation_id": None, "channel_id": None},
+        ])
+        connection.execute(sa.insert(_table(connection, "inbound_messages")), [
+            {**INBOUND, "processed_at": AT},
+            {**INBOUND, "provider_id": "bird-in-waiting", "conversation_id": None, "channel_id": "ch 7&x",
+             "processed_at": None},
+        ])
+
+    migrate(engine)
+
+    t = metadata.tables
+    routes = {o["id"]: o["reply_route"] for o in _rows(engine, t["outbox"])}
+    assert routes == {"out-1": None, "reply:waiting": "channel=ch-9&conversation=conv-9", "care:waiting": None}
+    inbound = {m["provider_id"]: m["reply_route"] for m in _rows(engine, t["inbound_messages"])}
+    assert inbound == {"bird-in-1": None, "bird-in-waiting": "channel=ch+7%26x"}
+    assert {o["id"]: o["delivery_state"] for o in _rows(engine, t["outbox"])} == dict.fromkeys(routes)

@@ -26,7 +26,16 @@ from weft.application.unit_of_work import Cancellation, Lease, OutboxEntry, Rece
 from weft.application.views import SubscriberDetail, Views
 from weft.domain.campaign import Campaign, CampaignState
 from weft.domain.journey import AuditEntry, Journey, Step, StepRecord
-from weft.domain.messages import DeliveryStatus, InboundSms, Lane, MessageKind, OutboundSms
+from weft.domain.messages import (
+    DeliveryReceipt,
+    DeliveryState,
+    DeliveryStatus,
+    InboundSms,
+    Lane,
+    MessageKind,
+    OutboundSms,
+    ProviderSentSms,
+)
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, Membership, Subscriber
@@ -1138,6 +1147,66 @@ async def test_campaign_counts_count_messages_sent_within_the_last_minute(store:
 
 async def take(store: Store, name: str, owner: str, now: datetime, until: datetime) -> bool:
     return await store.transaction(lambda tx: tx.leases.take(name, owner, now, until))
+
+
+async def test_receipts_move_a_messages_delivery_state_forward_only_and_unknown_ids_are_ignored(
+    store: Store,
+) -> None:
+    await with_status(store, "reply:1", DeliveryStatus.SENT, provider_id="p-1")
+    receipts = [DeliveryReceipt("p-1", DeliveryState.DELIVERED, later(5)),
+                DeliveryReceipt("p-1", DeliveryState.SENT, later(3)),
+                DeliveryReceipt("p-unknown", DeliveryState.FAILED, later(4), error_code="30003")]
+    matched = await store.transaction(lambda tx: tx.outbox.apply_receipts(receipts, later(9)))
+    failed_late = [DeliveryReceipt("p-1", DeliveryState.UNDELIVERED, later(6), error_code="30005")]
+    assert await store.transaction(lambda tx: tx.outbox.apply_receipts(failed_late, later(9))) == 1
+
+    entry = await outbox_entry(store, "reply:1")
+    assert matched == 2
+    assert (entry.delivery_state, entry.delivery_at, entry.delivery_error_code) == (
+        DeliveryState.DELIVERED, later(5), None)
+    assert entry.status is DeliveryStatus.SENT
+
+
+async def test_a_receipt_with_no_time_is_dated_when_it_arrived_and_a_reference_finds_the_message(
+    store: Store,
+) -> None:
+    await with_status(store, "reply:2", DeliveryStatus.SENT)
+    receipt = DeliveryReceipt("p-2", DeliveryState.SENT, None, reference="reply:2")
+    assert await store.transaction(lambda tx: tx.outbox.apply_receipts([receipt], later(7))) == 1
+    entry = await outbox_entry(store, "reply:2")
+    assert (entry.delivery_state, entry.delivery_at, entry.provider_id) == (DeliveryState.SENT, later(7), "p-2")
+
+
+async def test_texts_the_provider_sent_are_recorded_once_as_sent_and_ours_are_left_out(store: Store) -> None:
+    await with_status(store, "reply:1", DeliveryStatus.SENT, provider_id="p-ours")
+    found = [ProviderSentSms("p-auto", PHONE, "From the flow", later(-60)),
+             ProviderSentSms("p-ours", PHONE, "Reply STOP to stop", later(-50)),
+             ProviderSentSms("p-echo", PHONE, "Reply STOP to stop", later(-50), reference="reply:1")]
+    assert await store.transaction(lambda tx: tx.outbox.record_provider_sent(found, NOW)) == 1
+    assert await store.transaction(lambda tx: tx.outbox.record_provider_sent(found, NOW)) == 0
+
+    entry = await outbox_entry(store, "provider:p-auto")
+    assert (entry.status, entry.message.kind, entry.message.text, entry.provider_id, entry.sent_at) == (
+        DeliveryStatus.SENT, MessageKind.SENT_BY_PROVIDER, "From the flow", "p-auto", later(-60))
+    assert await claim_outbox(store, A, later(10**6)) == []  # history, never sent by us
+
+
+async def test_a_sync_cursor_is_kept_by_name(store: Store) -> None:
+    assert await store.transaction(lambda tx: tx.cursors.get("sync:bird")) is None
+    await store.transaction(lambda tx: tx.cursors.set("sync:bird", "2026-11-01T11:00:00+00:00", NOW))
+    await store.transaction(lambda tx: tx.cursors.set("sync:bird", "2026-11-01T12:00:00+00:00", later(1)))
+    await store.transaction(lambda tx: tx.cursors.set("sync:other", "x", NOW))
+    assert await store.transaction(lambda tx: tx.cursors.get("sync:bird")) == "2026-11-01T12:00:00+00:00"
+
+
+async def test_a_route_is_kept_with_its_inbound_text_and_its_reply(store: Store) -> None:
+    text = InboundSms("in-route", PHONE, "LOVE", reply_route="from=%2B14155550100")
+    await store.transaction(lambda tx: tx.inbound.record(text, NOW))
+    reply = attrs.evolve(sms("reply:in-route"), reply_route="from=%2B14155550100")
+    await enqueue(store, reply)
+    (waiting,) = await store.transaction(lambda tx: tx.inbound.pending([PHONE]))
+    assert waiting.reply_route == "from=%2B14155550100"
+    assert (await outbox_entry(store, "reply:in-route")).message.reply_route == "from=%2B14155550100"
 
 
 async def test_a_free_lease_can_be_taken(store: Store) -> None:

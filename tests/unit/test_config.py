@@ -91,3 +91,44 @@ def test_a_set_stripe_pace_wins_and_a_bad_one_fails_naming_the_variable() -> Non
     assert settings.stripe_max_requests_per_second == 5
     with pytest.raises(ConfigError, match="STRIPE_MAX_REQUESTS_PER_SECOND"):
         load_settings({**env, "STRIPE_MAX_REQUESTS_PER_SECOND": "fast"}, env_file=None)
+
+
+TWILIO = {"WEFT_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
+          "TWILIO_AUTH_TOKEN": "fedcba9876543210" * 2, "TWILIO_FROM_NUMBER": "+14155550100"}
+
+
+def test_twilio_with_its_settings_is_a_valid_provider_paced_for_one_long_code() -> None:
+    settings = load_settings(TWILIO, env_file=None)
+    assert (settings.sms_provider, settings.twilio_from_number, settings.sms_rate_per_second) == (
+        "twilio", "+14155550100", 1.0)
+    assert settings.twilio_configured and not settings.bird_configured
+    assert "fedcba9876543210" not in repr(settings)
+
+
+@pytest.mark.parametrize(("change", "name"), [
+    ({"TWILIO_ACCOUNT_SID": ""}, "TWILIO_ACCOUNT_SID"),
+    ({"TWILIO_ACCOUNT_SID": "ACnot-a-sid"}, "TWILIO_ACCOUNT_SID"),
+    ({"TWILIO_AUTH_TOKEN": ""}, "TWILIO_AUTH_TOKEN"),
+    ({"TWILIO_AUTH_TOKEN": "short"}, "TWILIO_AUTH_TOKEN"),
+    ({"TWILIO_FROM_NUMBER": ""}, "TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER"),
+    ({"TWILIO_FROM_NUMBER": "4155550100"}, "TWILIO_FROM_NUMBER"),
+    ({"TWILIO_MESSAGING_SERVICE_SID": "MG123"}, "TWILIO_MESSAGING_SERVICE_SID"),
+    ({"TWILIO_API_URL": "api.twilio.com"}, "TWILIO_API_URL"),
+])
+def test_a_missing_or_malformed_twilio_setting_stops_the_service_naming_it(change: dict[str, str],
+                                                                           name: str) -> None:
+    with pytest.raises(ConfigError, match=name) as raised:
+        load_settings({**TWILIO, **change}, env_file=None)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("name", "value"), [("WEFT_SYNC_INTERVAL_MINUTES", "-1"),
+                                             ("WEFT_SYNC_REPLY_WINDOW_SECONDS", "soon")])
+def test_a_bad_sync_setting_fails_naming_it(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings({name: value}, env_file=None)
+
+
+def test_the_sync_runs_every_15_minutes_and_replies_within_10_by_default() -> None:
+    settings = load_settings({}, env_file=None)
+    assert (settings.sync_interval_minutes, settings.sync_reply_window_seconds) == (15, 600)

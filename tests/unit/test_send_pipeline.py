@@ -356,3 +356,20 @@ async def test_only_texts_to_a_number_whose_consent_changed_are_checked_again() 
     assert sent.result is not None and sent.result.accepted
     assert held.held_back is not None and held.held_back.status is DeliveryStatus.SUPPRESSED
     assert w.store.commits == commits + 1  # one read for the number that opted out, none for the other
+
+
+async def test_a_refusal_because_the_person_opted_out_at_the_provider_records_the_opt_out_and_stops_sending() -> None:
+    w = World()
+    await members(w, 2)
+    w.sms.fail_next(SendResult(accepted=False, error="HTTP 400: Twilio 21610: unsubscribed", opted_out=True))
+    await w.deliver()
+    (refused,) = w.store.messages(DeliveryStatus.FAILED)
+    (other,) = [e for e in w.store.messages(DeliveryStatus.SENT) if e.message.kind is MessageKind.CARE]
+    assert refused.attempts == 1 and "21610" in (refused.error or "")
+    assert w.store.subscriber(refused.message.to.e164).opted_out
+    assert w.store.state.history[-1][1].reason == "opted out at provider"
+    assert not w.store.subscriber(other.message.to.e164).opted_out
+    await queue(w, OutboundSms("welcome:pay-1", refused.message.to, "Welcome!", MessageKind.WELCOME))
+    await w.deliver()
+    assert w.store.state.outbox["welcome:pay-1"].status is DeliveryStatus.SUPPRESSED
+    assert [m.to for m in w.sms.attempts].count(refused.message.to) == 1
