@@ -626,6 +626,10 @@ class _Leases:
         self.state.leases[name] = (owner, until)
         return True
 
+    def release(self, name: str, owner: str) -> None:
+        if self.state.leases.get(name, ("", None))[0] == owner:
+            del self.state.leases[name]
+
     def _extend(self, queue: str, key: str, until: datetime) -> None:
         s = self.state
         if queue == "outbox":

@@ -124,3 +124,28 @@ def _wait(condition: Callable[[], bool], timeout: float = 20) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
+
+
+def test_sync_bird_applies_what_bird_holds_and_sends_the_fresh_reply(tmp_path: Path) -> None:
+    from tests.integration.test_bird_sync import incoming, outgoing
+
+    bird = LoopbackBird().start()
+    bird.history = [incoming("b-1", "LOVE", 1), outgoing("b-2", "From the flow", 0.5), incoming("b-3", "hi", 0.2)]
+    env = {"WEFT_SMS_PROVIDER": "bird", "BIRD_API_URL": bird.url, "BIRD_API_KEY": "k", "BIRD_WORKSPACE_ID": "ws-1",
+           "BIRD_CHANNEL_ID": "ch-default"}
+    try:
+        result = weft(tmp_path, "sync-bird", **env)
+        again = weft(tmp_path, "sync-bird", **env)
+    finally:
+        bird.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ("fetched 3 messages in 2 pages: 2 new inbound, 1 new outbound, "
+                                     "1 keyword changes")
+    assert bird.recipients() == ["+14155550123"]  # the LOVE link, once
+    assert "0 new inbound, 0 new outbound" in again.stdout
+
+
+def test_sync_bird_without_bird_settings_says_what_it_needs(tmp_path: Path) -> None:
+    result = weft(tmp_path, "sync-bird")
+    assert result.returncode == 2
+    assert "BIRD_API_KEY, BIRD_WORKSPACE_ID and BIRD_CHANNEL_ID" in result.stderr

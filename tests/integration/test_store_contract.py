@@ -1235,6 +1235,14 @@ async def test_the_holder_can_take_its_lease_again(store: Store) -> None:
     assert await take(store, "scheduler", B, later(200), later(400)) is False
 
 
+async def test_a_released_lease_can_be_taken_by_another_owner_and_only_the_holder_releases(store: Store) -> None:
+    await store.transaction(lambda tx: tx.leases.take("sync:bird", A, NOW, later(60)))
+    await store.transaction(lambda tx: tx.leases.release("sync:bird", B))
+    assert not await store.transaction(lambda tx: tx.leases.take("sync:bird", B, NOW, later(60)))
+    await store.transaction(lambda tx: tx.leases.release("sync:bird", A))
+    assert await store.transaction(lambda tx: tx.leases.take("sync:bird", B, NOW, later(60)))
+
+
 async def test_renewing_extends_the_owners_named_leases(store: Store) -> None:
     await take(store, "scheduler", A, NOW, later(60))
     await take(store, "campaigns", A, NOW, later(60))

@@ -67,7 +67,16 @@ class SyncProviderMessages:
         held, stored = await self._store.transaction(lambda tx: self._start(tx, now))
         if not held:
             return SyncSummary(busy=True)
-        cursor = datetime.fromisoformat(stored) if stored else None
+        try:
+            summary = await self._read(datetime.fromisoformat(stored) if stored else None)
+        finally:
+            owner = self._lease.owner
+            await self._store.transaction(lambda tx: tx.leases.release(self._cursor_name, owner))
+        log.info("%s sync: %d fetched, %d new inbound, %d new outbound, %d keyword changes", self._settings.name,
+                 summary.fetched, summary.new_inbound, summary.new_outbound, summary.keyword_changes)
+        return summary
+
+    async def _read(self, cursor: datetime | None) -> SyncSummary:
         since = cursor - self._settings.overlap if cursor else None
         summary = SyncSummary(since=since, cursor=cursor)
         token: str | None = None
@@ -89,8 +98,6 @@ class SyncProviderMessages:
         if summary.cursor is not None and summary.cursor != cursor:
             at, mark = self._clock.now(), summary.cursor.isoformat()
             await self._store.transaction(lambda tx: tx.cursors.set(self._cursor_name, mark, at))
-        log.info("%s sync: %d fetched, %d new inbound, %d new outbound, %d keyword changes", self._settings.name,
-                 summary.fetched, summary.new_inbound, summary.new_outbound, summary.keyword_changes)
         return summary
 
     def _start(self, tx: Transaction, now: datetime) -> tuple[bool, str | None]:

@@ -320,6 +320,10 @@ class Leases(Protocol):
         """Hold the named lease until `until` unless another owner holds it unexpired; True when held."""
         ...
 
+    def release(self, name: str, owner: str) -> None:
+        """Let go of the named lease if the owner holds it (else nothing changes)."""
+        ...
+
 
 class Transaction(Protocol):
     """One database transaction with a narrow repository per aggregate; it commits only when the work returns."""

@@ -30,6 +30,9 @@ class SqlLeases:
         row = self._c.execute(self._take, {"name": name, "owner": owner, "until": until, "now": now}).first()
         return row is not None and row.owner == owner
 
+    def release(self, name: str, owner: str) -> None:
+        self._c.execute(t.leases.delete().where(t.leases.c.name == name, t.leases.c.owner == owner))
+
 
 @functools.cache
 def _take_statement(dialect_name: str) -> sa.Executable:
