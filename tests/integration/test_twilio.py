@@ -87,6 +87,7 @@ def test_the_signing_helper_matches_the_reference_vector() -> None:
     (["LOVE"], "subscribed", "join_link"),
     (["LOVE", "STOP"], "opted_out", "opt_out_confirmation"),
     (["STOP", "START"], "subscribed", "opt_in_confirmation"),
+    (["STOP", "YES"], "subscribed", "opt_in_confirmation"),
     (["STOP", "HELP"], "opted_out", "help"),
     (["HELP"], "none", "help"),
     (["LOVE", "UNSUB"], "subscribed", "downgrade_confirmation"),

@@ -206,3 +206,31 @@ async def test_the_scheduler_schedules_the_next_run_at_ten_on_the_first_in_its_t
     finally:
         monthly.stop()
     assert monthly.next_run() is None
+
+
+async def test_the_scheduler_runs_the_provider_sync_on_its_interval_and_survives_a_failing_run() -> None:
+    w = World()
+    w.clock.at = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    runs: list[str] = []
+
+    async def sync() -> None:
+        runs.append("sync")
+        raise RuntimeError("Bird answered HTTP 503")
+
+    monthly = MonthlyScheduler(CronTrigger.from_crontab("0 10 1 * *", timezone=UTC), w.start_care, w.views,
+                               w.clock, "UTC", sync=sync, sync_minutes=15)
+    await monthly.start()
+    try:
+        job = monthly._scheduler.get_job("provider-sync") if monthly._scheduler else None
+        assert job is not None and job.trigger.interval == timedelta(minutes=15)
+        await monthly.sync()  # what the job runs: the failure is logged, not raised
+        assert runs == ["sync"]
+    finally:
+        monthly.stop()
+    off = MonthlyScheduler(CronTrigger.from_crontab("0 10 1 * *", timezone=UTC), w.start_care, w.views, w.clock,
+                           "UTC", sync=sync, sync_minutes=0)
+    await off.start()
+    try:
+        assert off._scheduler is not None and off._scheduler.get_job("provider-sync") is None
+    finally:
+        off.stop()
