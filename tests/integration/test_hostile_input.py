@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import attrs
 import httpx
@@ -31,7 +31,8 @@ from tests.integration.conftest import (
     fast_container,
     start_app,
 )
-from tests.integration.signing import channels_headers
+from tests.integration.loopback_twilio import AUTH_TOKEN
+from tests.integration.signing import channels_headers, twilio_signature
 from tests.integration.test_bird_webhook import channels_body
 from weft.adapters.sql.schema import metadata
 from weft.config import Settings
@@ -39,6 +40,8 @@ from weft.config import Settings
 BIRD = "/bird-sms-webhook"
 STRIPE = "/api/stripe/webhook"
 CHECKOUT = "/api/stripe/create-checkout-session"
+TWILIO = "/twilio-sms-webhook"
+TWILIO_STATUS = "/twilio-status"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -187,12 +190,14 @@ JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=Fa
 JSON_VALUES: st.SearchStrategy[Any] = st.deferred(
     lambda: JSON_LEAVES | st.lists(JSON_VALUES, max_size=3) | st.dictionaries(ODD_TEXT, JSON_VALUES, max_size=3))
 FORM_KEYS = ["tier", "email", "phone", "amount", "payment_type", "token", "id", "type", "data", "event", "payload",
-             "originator", "body", "service"]
+             "originator", "body", "service", "From", "To", "Body", "MessageSid", "MessageStatus", "ErrorCode"]
 JSON_OBJECTS = st.dictionaries(st.sampled_from(FORM_KEYS) | ODD_TEXT, JSON_VALUES, max_size=6)
 BODIES = st.one_of(
     JSON_OBJECTS.map(lambda value: json.dumps(value).encode("utf-8", "surrogatepass")),
     st.binary(max_size=64),
     st.just(b"[" * 2000),
+    st.dictionaries(st.sampled_from(FORM_KEYS), ODD_TEXT, max_size=6).map(
+        lambda form: urlencode({k: v.encode("utf-8", "surrogatepass") for k, v in form.items()}).encode()),
     st.builds(lambda n: b'{"a":"' + b"x" * n + b'"}', st.integers(0, 300 * 1024)),
 )
 ROUTES = [
@@ -202,9 +207,11 @@ ROUTES = [
     ("GET", "/api/admin/journeys"), ("POST", "/api/admin/journeys/{id}/retry"), ("GET", "/api/admin/audit"),
     ("GET", "/api/admin/subscribers"), ("GET", "/api/admin/subscribers/{id}"), ("GET", "/api/admin/messages"),
     ("GET", "/api/bird/send-monthly-messages"), ("POST", "/api/bird/send-monthly-messages"),
-    ("GET", "/api/admin/campaigns"), ("GET", "/api/admin/campaigns/{id}"),
+    ("GET", "/api/admin/campaigns"), ("GET", "/api/admin/campaigns/{id}"), ("POST", TWILIO), ("POST", TWILIO_STATUS),
+    ("GET", "/api/admin/stats"), ("POST", "/api/bird/sync-automation"),
 ]
-QUERY_KEYS = ["since", "action", "all", "session_id", "challenge", "originator", "body", "phone", "t", "dry_run"]
+QUERY_KEYS = ["since", "action", "all", "session_id", "challenge", "originator", "body", "phone", "t", "dry_run",
+              "hours"]
 
 
 @st.composite
@@ -229,6 +236,9 @@ def send(app: RunningApp, request: dict[str, Any]) -> httpx.Response:
         headers |= ADMIN
     if request["sign"] and request["path"] == BIRD:
         headers |= channels_headers(SIGNING_KEY, PUBLIC_URL + str(url.raw_path, "ascii"), body)
+    if request["sign"] and request["path"] in (TWILIO, TWILIO_STATUS):
+        form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        headers["x-twilio-signature"] = twilio_signature(AUTH_TOKEN, PUBLIC_URL + str(url.raw_path, "ascii"), form)
     if request["sign"] and request["path"] == STRIPE:
         headers["stripe-signature"] = events.sign(body, STRIPE_WEBHOOK_SECRET)
     return app.client.request(request["method"], url, content=body, headers=headers)
@@ -236,9 +246,10 @@ def send(app: RunningApp, request: dict[str, Any]) -> httpx.Response:
 
 @pytest.fixture(params=["signing keys", "no signing keys"])
 def fuzzed_app(request: pytest.FixtureRequest, stripe_settings: Settings) -> Iterator[RunningApp]:
-    """The app with the Bird and Stripe signing keys set (fuzzed webhooks are signed or not), or with neither set
-    (Bird's webhook then reads every body; Stripe's refuses every event)."""
-    keys = {} if request.param == "signing keys" else {"bird_signing_key": "", "stripe_webhook_secret": ""}
+    """The app with the Bird, Twilio and Stripe signing keys set (fuzzed webhooks are signed or not), or with none
+    set (Bird's webhook then reads every body; Twilio's routes are closed; Stripe's refuses every event)."""
+    keys = {"twilio_auth_token": AUTH_TOKEN} if request.param == "signing keys" else {
+        "bird_signing_key": "", "stripe_webhook_secret": ""}
     running = start_app(fast_container(attrs.evolve(stripe_settings, **keys)))
     yield running
     running.stop()

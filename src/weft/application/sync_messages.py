@@ -93,7 +93,8 @@ class SyncProviderMessages:
             if not token:
                 break
         else:
-            log.warning("%s sync stopped after %d pages; the next run goes on from there", self._settings.name,
+            log.warning("%s sync stopped after %d pages; the next run starts from the newest message read, so "
+                        "older unread ones may be missed if the provider lists newest first", self._settings.name,
                         self._settings.max_pages)
         if summary.cursor is not None and summary.cursor != cursor:
             at, mark = self._clock.now(), summary.cursor.isoformat()
