@@ -60,13 +60,13 @@ def _downgrade_to(engine: sa.Engine, revision: str) -> None:
         command.downgrade(_config(connection), revision)
 
 
-def _add_has_failed_step_as_the_edited_0002_did(engine: sa.Engine) -> None:
-    # The edited 0002 created journeys with has_failed_step Boolean NOT NULL and no server default. SQLite cannot
-    # ADD such a column, so the table is rebuilt with it, which leaves what the edited CREATE TABLE left.
+def _drop_has_failed_step_as_the_original_0002_did(engine: sa.Engine) -> None:
+    # 0002 as it first landed created journeys without has_failed_step; the file now holds the edit that added it
+    # (a landed migration is not edited again), so a database of the original kind is made by taking it away.
     with engine.begin() as connection:
         operations = Operations(MigrationContext.configure(connection))
         with operations.batch_alter_table("journeys", recreate="always") as batch_op:
-            batch_op.add_column(sa.Column("has_failed_step", sa.Boolean(), nullable=False))
+            batch_op.drop_column("has_failed_step")
 
 
 def _table(connection: sa.Connection, name: str) -> sa.Table:
@@ -120,8 +120,8 @@ def _database_at(engine: sa.Engine, start: str) -> None:
     """A fresh database at an earlier revision, holding the rows that revision had."""
     revision = start.removesuffix("-edited")
     _upgrade_to(engine, revision)
-    if start.endswith("-edited"):
-        _add_has_failed_step_as_the_edited_0002_did(engine)
+    if start == "0002":
+        _drop_has_failed_step_as_the_original_0002_did(engine)
     with engine.begin() as connection:
         connection.execute(sa.insert(_table(connection, "subscribers")), [_subscriber(revision)])
         connection.execute(sa.insert(_table(connection, "outbox")), [OUTBOX])

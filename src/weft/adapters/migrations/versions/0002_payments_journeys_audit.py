@@ -35,6 +35,7 @@ def upgrade() -> None:
     sa.Column("started_at", sa.DateTime(), nullable=False),
     sa.Column("completed_at", sa.DateTime(), nullable=True),
     sa.Column("next_run_at", sa.DateTime(), nullable=True),
+    sa.Column("has_failed_step", sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint("id"),
     sa.UniqueConstraint("payment_id")
     )
