@@ -151,9 +151,10 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
         twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
         twilio_from_number=get("TWILIO_FROM_NUMBER"),
-        sync_interval_minutes=_non_negative_int("WEFT_SYNC_INTERVAL_MINUTES", get("WEFT_SYNC_INTERVAL_MINUTES", "15")),
-        sync_reply_window_seconds=_non_negative_int("WEFT_SYNC_REPLY_WINDOW_SECONDS",
-                                                    get("WEFT_SYNC_REPLY_WINDOW_SECONDS", "600")),
+        sync_interval_minutes=_positive_int("WEFT_SYNC_INTERVAL_MINUTES", get("WEFT_SYNC_INTERVAL_MINUTES", "15"),
+                                            allow_zero=True),
+        sync_reply_window_seconds=_positive_int("WEFT_SYNC_REPLY_WINDOW_SECONDS",
+                                                get("WEFT_SYNC_REPLY_WINDOW_SECONDS", "600"), allow_zero=True),
         admin_token=get("WEFT_ADMIN_TOKEN"),
         join_words=tuple(w.strip().upper() for w in get("WEFT_JOIN_WORDS", "LOVE").split(",") if w.strip()),
         provider_sends_keyword_replies=_flag("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES",
@@ -222,17 +223,11 @@ def _positive_number(name: str, value: str) -> float:
     return number
 
 
-def _positive_int(name: str, value: str) -> int:
+def _positive_int(name: str, value: str, allow_zero: bool = False) -> int:
     number = _int(name, value)
-    if number < 1:
-        raise ConfigError(f"{name} must be a positive whole number, not {value!r}")
-    return number
-
-
-def _non_negative_int(name: str, value: str) -> int:
-    number = _int(name, value)
-    if number < 0:
-        raise ConfigError(f"{name} must be 0 or a positive whole number, not {value!r}")
+    if number < (0 if allow_zero else 1):
+        allowed = "0 or a positive whole number" if allow_zero else "a positive whole number"
+        raise ConfigError(f"{name} must be {allowed}, not {value!r}")
     return number
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from urllib.parse import parse_qs, quote, urlencode
 
 import httpx
 
 from weft.adapters.json_bodies import response_object, retry_after
 from weft.domain.messages import Lookup, LookupResult, OutboundSms, SendResult
-
-log = logging.getLogger(__name__)
 
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
