@@ -23,6 +23,9 @@ from weft.application.unit_of_work import (
     CampaignCounts,
     Cancellation,
     Lease,
+    MirrorBacklog,
+    MirrorChange,
+    MirrorKind,
     OutboxEntry,
     ReceivedEvent,
     Transaction,
@@ -219,17 +222,27 @@ class _State:
     receipts: list[tuple[str, DeliveryReceipt, datetime]] = attrs.field(factory=list)
     """(outbox key, receipt, received at): every matched receipt, as the SQL store's delivery history."""
     cursors: dict[str, str] = attrs.field(factory=dict)
+    mirror: dict[str, _MirrorEntry] = attrs.field(factory=dict)
+
+
+@attrs.define
+class _MirrorEntry:
+    change: MirrorChange
+    queued_at: datetime
+    due: datetime | None
 
 
 class InMemoryStore:
-    """The Store port in memory; a failing unit of work leaves no trace."""
+    """The Store port in memory; a failing unit of work leaves no trace. With `mirror`, saved numbers and payments
+    queue their copies for the organisers' base, as the SQL store does."""
 
-    def __init__(self) -> None:
+    def __init__(self, mirror: bool = False) -> None:
         self.state = _State()
         self.commits = 0
+        self.mirrored = mirror
 
     async def transaction(self, work: Callable[[Transaction], T]) -> T:
-        draft = InMemoryTransaction(copy.deepcopy(self.state))
+        draft = InMemoryTransaction(copy.deepcopy(self.state), self.mirrored)
         result = work(draft)
         self.state = draft.state
         self.commits += 1
@@ -254,11 +267,12 @@ class InMemoryStore:
 
 
 class InMemoryTransaction:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, mirrored: bool = False) -> None:
         self.state = state
-        self.members = _Members(state)
+        self.mirror = _Mirror(state)
+        self.members = _Members(state, self.mirror if mirrored else None)
         self.inbound = _Inbound(state)
-        self.payments = _Payments(state)
+        self.payments = _Payments(state, self.mirror if mirrored else None)
         self.events = _Events(state)
         self.received_events = _ReceivedEvents(state)
         self.audit = _Audit(state)
@@ -271,8 +285,9 @@ class InMemoryTransaction:
 
 
 class _Members:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, mirror: _Mirror | None = None) -> None:
         self.state = state
+        self.mirror = mirror
 
     def get(self, phone: PhoneNumber) -> Subscriber | None:
         return copy.deepcopy(self.state.subscribers.get(phone.e164))
@@ -285,13 +300,19 @@ class _Members:
         return len(self.state.history)
 
     def save(self, subscriber: Subscriber) -> None:
+        self.save_many([subscriber])
+
+    def _save(self, subscriber: Subscriber) -> None:
         self.state.history.extend((subscriber.phone.e164, change) for change in subscriber.changes)
         subscriber.changes.clear()
         self.state.subscribers[subscriber.phone.e164] = copy.deepcopy(subscriber)
 
     def save_many(self, subscribers: Sequence[Subscriber]) -> None:
         for subscriber in subscribers:
-            self.save(subscriber)
+            self._save(subscriber)
+        if self.mirror is not None and subscribers:
+            self.mirror.changed(MirrorKind.NUMBER, [s.phone.e164 for s in subscribers],
+                                max(s.updated_at for s in subscribers))
 
 
 class _Inbound:
@@ -321,8 +342,9 @@ class _Inbound:
 
 
 class _Payments:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, mirror: _Mirror | None = None) -> None:
         self.state = state
+        self.mirror = mirror
 
     def get(self, payment_id: str) -> Payment | None:
         return copy.deepcopy(self.state.payments.get(payment_id))
@@ -335,6 +357,8 @@ class _Payments:
 
     def save(self, payment: Payment) -> None:
         self.state.payments[payment.id] = copy.deepcopy(payment)
+        if self.mirror is not None:
+            self.mirror.changed(MirrorKind.PAYMENT, [payment.id], payment.updated_at)
 
     def live_subscriptions(self, phone: PhoneNumber) -> list[str]:
         live = {"active", "past_due", "processing"}
@@ -607,6 +631,59 @@ class _Campaigns:
         return [copy.deepcopy(self.state.campaigns[key][0]) for key, _ in claimed]
 
 
+class _Mirror:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def changed(self, kind: MirrorKind, keys: Sequence[str], at: datetime) -> None:
+        for key in dict.fromkeys(keys):
+            ident = f"{kind.value}:{key}"
+            if (entry := self.state.mirror.get(ident)) is None:
+                self.state.mirror[ident] = _MirrorEntry(MirrorChange(kind, key, 1), at, at)
+            else:
+                entry.change = attrs.evolve(entry.change, version=entry.change.version + 1)
+
+    def changed_all(self, at: datetime) -> int:
+        phones, payments = sorted(self.state.subscribers), sorted(self.state.payments)
+        self.changed(MirrorKind.NUMBER, phones, at)
+        self.changed(MirrorKind.PAYMENT, payments, at)
+        return len(phones) + len(payments)
+
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[MirrorChange]:
+        due = {ident: entry.due for ident, entry in self.state.mirror.items()}
+        claimed = _claim_keys(self.state, "mirror", due, lease, now, limit)
+        for ident, _ in claimed:
+            self.state.mirror[ident].due = lease.until
+        return [self.state.mirror[ident].change for ident, _ in claimed]
+
+    def done(self, changes: Sequence[MirrorChange], at: datetime) -> None:
+        for change in changes:
+            ident = f"{change.kind.value}:{change.key}"
+            _release(self.state, "mirror", ident)
+            entry = self.state.mirror.get(ident)
+            if entry is None:
+                continue
+            if entry.change.version == change.version:
+                del self.state.mirror[ident]
+            else:
+                entry.change = attrs.evolve(entry.change, attempts=0, first_attempt_at=None)
+                entry.due = at
+
+    def retry(self, changes: Sequence[MirrorChange], due: datetime, at: datetime) -> None:
+        for change in changes:
+            ident = f"{change.kind.value}:{change.key}"
+            _release(self.state, "mirror", ident)
+            if (entry := self.state.mirror.get(ident)) is not None:
+                entry.change = attrs.evolve(entry.change, attempts=change.attempts + 1,
+                                            first_attempt_at=change.first_attempt_at or at)
+                entry.due = due
+
+    def backlog(self, now: datetime) -> MirrorBacklog:
+        entries = list(self.state.mirror.values())
+        return MirrorBacklog(len(entries), min((e.queued_at for e in entries), default=None),
+                             sum(1 for e in entries if e.change.attempts > 0))
+
+
 class _Leases:
     def __init__(self, state: _State) -> None:
         self.state = state
@@ -640,6 +717,8 @@ class _Leases:
             s.journeys[key] = (s.journeys[key][0], until)
         elif queue == "received_events":
             s.received_events[key] = attrs.evolve(s.received_events[key], next_attempt_at=until)
+        elif queue == "mirror":
+            s.mirror[key].due = until
         else:
             s.campaigns[key] = (s.campaigns[key][0], until)
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
 
 from weft.domain.messages import InboundSms, LookupResult, OutboundEmail, OutboundSms, ProviderSentSms, SendResult
+from weft.domain.payment import Payment
+from weft.domain.subscriber import Subscriber
 
 
 class SmsSender(Protocol):
@@ -140,4 +143,59 @@ class PaymentGateway(Protocol):
 
     async def cancel_subscription(self, subscription_id: str) -> None:
         """Cancel now; cancelling an already-cancelled subscription is not an error."""
+        ...
+
+
+@attrs.frozen
+class BaseNumberRow:
+    """One row of the organisers' numbers table, as written there (nothing parsed or checked yet)."""
+
+    row_id: str
+    phone: str
+    message: str
+    consent: str
+    created: datetime | None
+
+
+@attrs.frozen
+class BasePaymentRow:
+    """One row of the organisers' payments table, as written there (nothing parsed or checked yet)."""
+
+    row_id: str
+    email: str
+    phone: str
+    tier: str
+    amount: float | None
+    payment_type: str
+    customer_id: str
+    subscription_id: str
+    session_id: str
+    status: str
+    created: datetime | None
+
+
+class OrganiserBase(Protocol):
+    """The organisers' own tables (Airtable): a copy of every number and payment, kept in step with the store."""
+
+    async def upsert_numbers(self, subscribers: Sequence[Subscriber]) -> None:
+        """Create or update one row per number (at most 10), matched on the phone; raises MirrorUnavailable
+        (retry later) or MirrorRejected (the base refuses them until fixed)."""
+        ...
+
+    async def upsert_payments(self, payments: Sequence[Payment]) -> None:
+        """Create or update one row per payment (at most 10), matched on its checkout session (Weft's payment id
+        when it has none); raises as upsert_numbers."""
+        ...
+
+    async def read_numbers(self) -> list[BaseNumberRow]:
+        """Every row of the numbers table; raises MirrorUnavailable or MirrorRejected."""
+        ...
+
+    async def read_payments(self) -> list[BasePaymentRow]:
+        """Every row of the payments table; raises MirrorUnavailable or MirrorRejected."""
+        ...
+
+    async def check(self) -> list[str]:
+        """What the base lacks for the copy (a missing table, a missing field, a field of the wrong type), one
+        sentence each; empty when it is ready."""
         ...

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -99,6 +100,32 @@ class CampaignCounts:
     @property
     def total(self) -> int:
         return sum(self.by_status.values())
+
+
+class MirrorKind(enum.Enum):
+    NUMBER = "number"
+    PAYMENT = "payment"
+
+
+@attrs.frozen
+class MirrorChange:
+    """A record whose copy in the organisers' base is out of date; `version` counts the changes queued, so a
+    change made while the copy is being pushed is pushed again."""
+
+    kind: MirrorKind
+    key: str
+    """The phone (E.164) of a number, the id of a payment."""
+    version: int
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+
+
+@attrs.frozen
+class MirrorBacklog:
+    waiting: int
+    oldest: datetime | None
+    failing: int
+    """Copies that failed at least once and wait to be tried again."""
 
 
 class Members(Protocol):
@@ -281,6 +308,32 @@ class Outbox(Protocol):
         ...
 
 
+class MirrorQueue(Protocol):
+    def changed(self, kind: MirrorKind, keys: Sequence[str], at: datetime) -> None:
+        """Queue a copy of each record; a record already queued keeps one entry, its version counting the change."""
+        ...
+
+    def changed_all(self, at: datetime) -> int:
+        """Queue a copy of every number and payment (a full reconcile); returns how many were queued."""
+        ...
+
+    def claim(self, lease: Lease, now: datetime, limit: int) -> list[MirrorChange]:
+        """Claim up to `limit` due copies, oldest change first."""
+        ...
+
+    def done(self, changes: Sequence[MirrorChange], at: datetime) -> None:
+        """Forget each copy pushed at its claimed version; one changed since then is due again at `at`."""
+        ...
+
+    def retry(self, changes: Sequence[MirrorChange], due: datetime, at: datetime) -> None:
+        """Release the claims and try each again at `due`, counting the attempt (a newer change keeps it due)."""
+        ...
+
+    def backlog(self, now: datetime) -> MirrorBacklog:
+        """How many copies wait, the oldest change among them, and how many have failed before."""
+        ...
+
+
 class Cursors(Protocol):
     def get(self, name: str) -> str | None:
         """Where a named sync stopped last time, or None before its first run."""
@@ -363,6 +416,9 @@ class Transaction(Protocol):
 
     @property
     def cursors(self) -> Cursors: ...
+
+    @property
+    def mirror(self) -> MirrorQueue: ...
 
 
 class StoreError(Exception):

@@ -59,3 +59,17 @@ class PaymentProviderError(WeftError):
 
 class ProviderUnavailable(WeftError):
     """An SMS provider could not be read now (network, 429, 5xx): try again later."""
+
+
+class MirrorUnavailable(WeftError):
+    """The organisers' base could not be written or read now (network, 429, 5xx): try again after
+    `retry_after` seconds at the earliest."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MirrorRejected(WeftError):
+    """The organisers' base refused the records for good (a missing field, a wrong type, a bad token): it will
+    refuse them again until an organiser fixes the base or the settings."""

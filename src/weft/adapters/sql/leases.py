@@ -9,11 +9,12 @@ from weft.adapters.sql import schema as t
 from weft.adapters.sql.campaigns import CAMPAIGN_QUEUE
 from weft.adapters.sql.journeys import JOURNEY_QUEUE
 from weft.adapters.sql.members import dialect_insert
+from weft.adapters.sql.mirror import MIRROR_QUEUE
 from weft.adapters.sql.outbox import OUTBOX_QUEUE
 from weft.adapters.sql.payments import CANCELLATION_QUEUE
 from weft.adapters.sql.received_events import RECEIVED_EVENT_QUEUE
 
-QUEUES = (OUTBOX_QUEUE, JOURNEY_QUEUE, CANCELLATION_QUEUE, CAMPAIGN_QUEUE, RECEIVED_EVENT_QUEUE)
+QUEUES = (OUTBOX_QUEUE, JOURNEY_QUEUE, CANCELLATION_QUEUE, CAMPAIGN_QUEUE, RECEIVED_EVENT_QUEUE, MIRROR_QUEUE)
 
 
 class SqlLeases:

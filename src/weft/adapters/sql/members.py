@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from weft.adapters.sql import schema as t
 from weft.adapters.sql.prepared import Prepared
+from weft.application.unit_of_work import MirrorKind, MirrorQueue
 from weft.domain.messages import InboundSms
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, Membership, Subscriber
@@ -37,9 +38,10 @@ CONSENT_VERSION = sa.select(sa.func.coalesce(sa.func.max(t.consent_history.c.id)
 
 
 class SqlMembers:
-    def __init__(self, connection: sa.Connection) -> None:
+    def __init__(self, connection: sa.Connection, mirror: MirrorQueue | None = None) -> None:
         self._c = connection
         self._writes = writes(connection.dialect)
+        self._mirror = mirror
 
     def get(self, phone: PhoneNumber) -> Subscriber | None:
         row = self._c.execute(_GET, {"phone": phone.e164}).first()
@@ -71,6 +73,9 @@ class SqlMembers:
             self._writes.add_consent_change.execute_many(self._c, changes)
         for subscriber in subscribers:
             subscriber.changes.clear()
+        if self._mirror is not None:
+            self._mirror.changed(MirrorKind.NUMBER, [s.phone.e164 for s in subscribers],
+                                 max(s.updated_at for s in subscribers))
 
 
 class SqlInbound:

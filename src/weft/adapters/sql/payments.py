@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from weft.adapters.sql import schema as t
 from weft.adapters.sql.members import dialect_insert
 from weft.adapters.sql.queue import QueueTable
-from weft.application.unit_of_work import Cancellation, Lease
+from weft.application.unit_of_work import Cancellation, Lease, MirrorKind, MirrorQueue
 from weft.domain.journey import AuditEntry
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
@@ -18,9 +18,10 @@ CANCELLATION_QUEUE = QueueTable(t.cancellations, "next_attempt_at")
 
 
 class SqlPayments:
-    def __init__(self, connection: sa.Connection) -> None:
+    def __init__(self, connection: sa.Connection, mirror: MirrorQueue | None = None) -> None:
         self._c = connection
         self._insert = dialect_insert(connection.dialect.name)
+        self._mirror = mirror
 
     def get(self, payment_id: str) -> Payment | None:
         return self._where(t.payments.c.id == payment_id)
@@ -35,6 +36,8 @@ class SqlPayments:
         values = payment_values(payment)
         statement = self._insert(t.payments).values(**values)
         self._c.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
+        if self._mirror is not None:
+            self._mirror.changed(MirrorKind.PAYMENT, [payment.id], payment.updated_at)
 
     def live_subscriptions(self, phone: PhoneNumber) -> list[str]:
         p = t.payments.c

@@ -242,3 +242,20 @@ sync_cursors = sa.Table(
     sa.Column("cursor", sa.String(64)),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+mirror_queue = sa.Table(
+    "mirror_queue",
+    metadata,
+    # `<kind>:<key>`: one entry per record, however often it changes before its copy is pushed.
+    sa.Column("id", sa.String(96), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("record_key", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("queued_at", UtcDateTime(), nullable=False),
+    sa.Column("first_attempt_at", UtcDateTime()),
+    sa.Column("next_attempt_at", UtcDateTime()),
+    sa.Column("claimed_by", sa.String(36)),
+    sa.Index("ix_mirror_queue_due", "next_attempt_at"),
+    sa.Index("ix_mirror_queue_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
+)

@@ -15,6 +15,7 @@ from weft.adapters.sql.campaigns import SqlCampaigns
 from weft.adapters.sql.journeys import SqlJourneys
 from weft.adapters.sql.leases import SqlLeases
 from weft.adapters.sql.members import SqlInbound, SqlMembers
+from weft.adapters.sql.mirror import SqlMirrorQueue
 from weft.adapters.sql.outbox import SqlCursors, SqlOutbox
 from weft.adapters.sql.payments import SqlAudit, SqlCancellations, SqlEvents, SqlPayments
 from weft.adapters.sql.received_events import SqlReceivedEvents
@@ -23,14 +24,16 @@ from weft.application.unit_of_work import StoreError, Transaction
 
 class SqlTransaction:
     """The Transaction port over one SQLAlchemy connection inside an open transaction; each repository is made
-    when first used (most units of work touch two or three)."""
+    when first used (most units of work touch two or three). With `mirror`, every saved number and payment also
+    queues its copy for the organisers' base, in the same transaction."""
 
-    def __init__(self, connection: sa.Connection) -> None:
+    def __init__(self, connection: sa.Connection, mirror: bool = False) -> None:
         self._c = connection
+        self._mirrored = mirror
 
     @cached_property
     def members(self) -> SqlMembers:
-        return SqlMembers(self._c)
+        return SqlMembers(self._c, self.mirror if self._mirrored else None)
 
     @cached_property
     def inbound(self) -> SqlInbound:
@@ -38,7 +41,7 @@ class SqlTransaction:
 
     @cached_property
     def payments(self) -> SqlPayments:
-        return SqlPayments(self._c)
+        return SqlPayments(self._c, self.mirror if self._mirrored else None)
 
     @cached_property
     def events(self) -> SqlEvents:
@@ -76,6 +79,10 @@ class SqlTransaction:
     def cursors(self) -> SqlCursors:
         return SqlCursors(self._c)
 
+    @cached_property
+    def mirror(self) -> SqlMirrorQueue:
+        return SqlMirrorQueue(self._c)
+
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -107,8 +114,9 @@ class SqlStore:
     rerun after a rollback). Every caller resumes only after the COMMIT (one fsync) that includes its unit.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, mirror: bool = False) -> None:
         self._engine = engine
+        self._mirror = mirror
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -197,11 +205,10 @@ class SqlStore:
         self._settle_all(group, outcomes)
         return healthy
 
-    @staticmethod
-    def _run_plainly(connection: sa.Connection, group: list[_Job]) -> list[tuple[bool, Any]]:
+    def _run_plainly(self, connection: sa.Connection, group: list[_Job]) -> list[tuple[bool, Any]]:
         """Every unit in one transaction without savepoints; _UnitFailed (after rollback) if any unit raises."""
         with connection.begin():
-            tx = SqlTransaction(connection)
+            tx = SqlTransaction(connection, self._mirror)
             try:
                 return [(True, job.work(tx)) for job in group]
             except Exception as exc:
@@ -210,7 +217,7 @@ class SqlStore:
     def _run_isolated(self, connection: sa.Connection, group: list[_Job]) -> list[tuple[bool, Any]]:
         """Every unit in its own SAVEPOINT of one transaction, so a failing unit rolls back alone."""
         with connection.begin():
-            tx = SqlTransaction(connection)
+            tx = SqlTransaction(connection, self._mirror)
             return [self._run_one(connection, tx, job) for job in group]
 
     @staticmethod
