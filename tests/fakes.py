@@ -230,6 +230,8 @@ class _MirrorEntry:
     change: MirrorChange
     queued_at: datetime
     due: datetime | None
+    error: str | None = None
+    failed_at: datetime | None = None
 
 
 class InMemoryStore:
@@ -667,21 +669,23 @@ class _Mirror:
                 del self.state.mirror[ident]
             else:
                 entry.change = attrs.evolve(entry.change, attempts=0, first_attempt_at=None)
-                entry.due = at
+                entry.due, entry.error, entry.failed_at = at, None, None
 
-    def retry(self, changes: Sequence[MirrorChange], due: datetime, at: datetime) -> None:
+    def retry(self, changes: Sequence[MirrorChange], due: datetime, at: datetime, error: str) -> None:
         for change in changes:
             ident = f"{change.kind.value}:{change.key}"
             _release(self.state, "mirror", ident)
             if (entry := self.state.mirror.get(ident)) is not None:
                 entry.change = attrs.evolve(entry.change, attempts=change.attempts + 1,
                                             first_attempt_at=change.first_attempt_at or at)
-                entry.due = due
+                entry.due, entry.error, entry.failed_at = due, error, at
 
     def backlog(self, now: datetime) -> MirrorBacklog:
         entries = list(self.state.mirror.values())
+        failed = max((e for e in entries if e.failed_at is not None), key=lambda e: e.failed_at or now, default=None)
         return MirrorBacklog(len(entries), min((e.queued_at for e in entries), default=None),
-                             sum(1 for e in entries if e.change.attempts > 0))
+                             sum(1 for e in entries if e.change.attempts > 0),
+                             failed.error if failed else None, failed.failed_at if failed else None)
 
 
 class _Leases:

@@ -143,13 +143,24 @@ async def test_a_failed_copy_waits_until_it_is_due_and_counts_its_attempts(store
     await store.transaction(lambda tx: tx.payments.save(payment("pay-1", PaymentStatus.COMPLETED)))
     claimed = await _claim(store)
 
-    await store.transaction(lambda tx: tx.mirror.retry(claimed, later(30), later(1)))
+    await store.transaction(lambda tx: tx.mirror.retry(claimed, later(30), later(1), "Airtable failed (503)"))
 
     assert await _claim(store, B, at_seconds=29) == []
     backlog = await store.transaction(lambda tx: tx.mirror.backlog(later(29)))
-    assert (backlog.waiting, backlog.oldest, backlog.failing) == (1, NOW, 1)
+    assert backlog == MirrorBacklog(1, NOW, 1, "Airtable failed (503)", later(1))
     (again,) = await _claim(store, B, at_seconds=30)
     assert (again.attempts, again.first_attempt_at) == (1, later(1))
+
+
+async def test_a_copy_pushed_after_failing_clears_its_error(store: Store) -> None:
+    await store.transaction(lambda tx: tx.payments.save(payment("pay-1", PaymentStatus.COMPLETED)))
+    await store.transaction(lambda tx: tx.mirror.retry(
+        tx.mirror.claim(lease(A), NOW, 10), later(30), later(1), "Airtable failed (503)"))
+    await store.transaction(lambda tx: tx.members.save(subscriber()))
+
+    await store.transaction(lambda tx: tx.mirror.done(tx.mirror.claim(lease(B), later(30), 10), later(31)))
+
+    assert await store.transaction(lambda tx: tx.mirror.backlog(later(31))) == MirrorBacklog(0, None, 0)
 
 
 async def test_queueing_everything_queues_each_number_and_payment_once(unmirrored: Store) -> None:

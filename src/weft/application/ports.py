@@ -7,8 +7,9 @@ from typing import Any, Protocol
 import attrs
 
 from weft.domain.messages import InboundSms, LookupResult, OutboundEmail, OutboundSms, ProviderSentSms, SendResult
-from weft.domain.payment import Payment
-from weft.domain.subscriber import Subscriber
+from weft.domain.payment import Payment, PaymentStatus
+from weft.domain.subscriber import Consent, Subscriber
+from weft.domain.tiers import PaymentType
 
 
 class SmsSender(Protocol):
@@ -153,7 +154,8 @@ class BaseNumberRow:
     row_id: str
     phone: str
     message: str
-    consent: str
+    consent: Consent | None
+    """None when the row's consent is empty or not one the base's labels name."""
     created: datetime | None
 
 
@@ -166,11 +168,15 @@ class BasePaymentRow:
     phone: str
     tier: str
     amount: float | None
-    payment_type: str
+    payment_type: PaymentType | None
+    """None for a free sign-up (an empty payment type) or a label the base does not name (see `type_text`)."""
+    type_text: str
     customer_id: str
     subscription_id: str
     session_id: str
-    status: str
+    status: PaymentStatus | None
+    """None when the row's status is empty or not one the base's labels name (see `status_text`)."""
+    status_text: str
     created: datetime | None
 
 

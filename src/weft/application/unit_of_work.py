@@ -126,6 +126,9 @@ class MirrorBacklog:
     oldest: datetime | None
     failing: int
     """Copies that failed at least once and wait to be tried again."""
+    last_error: str | None = None
+    """The latest failure among the waiting copies (gone once that copy is pushed)."""
+    last_error_at: datetime | None = None
 
 
 class Members(Protocol):
@@ -325,8 +328,8 @@ class MirrorQueue(Protocol):
         """Forget each copy pushed at its claimed version; one changed since then is due again at `at`."""
         ...
 
-    def retry(self, changes: Sequence[MirrorChange], due: datetime, at: datetime) -> None:
-        """Release the claims and try each again at `due`, counting the attempt (a newer change keeps it due)."""
+    def retry(self, changes: Sequence[MirrorChange], due: datetime, at: datetime, error: str) -> None:
+        """Release the claims and try each again at `due`, counting the attempt and keeping the error."""
         ...
 
     def backlog(self, now: datetime) -> MirrorBacklog:

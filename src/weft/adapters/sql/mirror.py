@@ -43,19 +43,23 @@ class SqlMirrorQueue:
             current = _q.id == _id(change.kind, change.key)
             self._c.execute(t.mirror_queue.delete().where(current, _q.version == change.version))
             self._c.execute(t.mirror_queue.update().where(current).values(
-                next_attempt_at=at, claimed_by=None, attempts=0, first_attempt_at=None))
+                next_attempt_at=at, claimed_by=None, attempts=0, first_attempt_at=None, error=None, failed_at=None))
 
-    def retry(self, changes: Sequence[MirrorChange], due: datetime, at: datetime) -> None:
+    def retry(self, changes: Sequence[MirrorChange], due: datetime, at: datetime, error: str) -> None:
         for change in changes:
             self._c.execute(t.mirror_queue.update().where(_q.id == _id(change.kind, change.key)).values(
                 next_attempt_at=due, claimed_by=None, attempts=change.attempts + 1,
-                first_attempt_at=change.first_attempt_at or at))
+                first_attempt_at=change.first_attempt_at or at, error=error, failed_at=at))
 
     def backlog(self, now: datetime) -> MirrorBacklog:
         query = sa.select(sa.func.count(), sa.func.min(_q.queued_at),
                           sa.func.count().filter(_q.attempts > 0))
         waiting, oldest, failing = self._c.execute(query).one()
-        return MirrorBacklog(waiting=int(waiting), oldest=oldest, failing=int(failing or 0))
+        latest = self._c.execute(sa.select(_q.error, _q.failed_at).where(_q.failed_at.is_not(None))
+                                 .order_by(_q.failed_at.desc()).limit(1)).first()
+        return MirrorBacklog(waiting=int(waiting), oldest=oldest, failing=int(failing or 0),
+                             last_error=latest.error if latest else None,
+                             last_error_at=latest.failed_at if latest else None)
 
 
 def _id(kind: MirrorKind, key: str) -> str:
@@ -64,7 +68,8 @@ def _id(kind: MirrorKind, key: str) -> str:
 
 def _entry(kind: MirrorKind, key: str, at: datetime) -> dict[str, Any]:
     return {"id": _id(kind, key), "kind": kind.value, "record_key": key, "version": 1, "attempts": 0,
-            "queued_at": at, "first_attempt_at": None, "next_attempt_at": at, "claimed_by": None}
+            "queued_at": at, "first_attempt_at": None, "next_attempt_at": at, "claimed_by": None,
+            "error": None, "failed_at": None}
 
 
 def _change(row: sa.Row[Any]) -> MirrorChange:

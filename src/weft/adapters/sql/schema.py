@@ -256,6 +256,8 @@ mirror_queue = sa.Table(
     sa.Column("first_attempt_at", UtcDateTime()),
     sa.Column("next_attempt_at", UtcDateTime()),
     sa.Column("claimed_by", sa.String(36)),
+    sa.Column("error", sa.Text()),
+    sa.Column("failed_at", UtcDateTime()),
     sa.Index("ix_mirror_queue_due", "next_attempt_at"),
     sa.Index("ix_mirror_queue_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
 )

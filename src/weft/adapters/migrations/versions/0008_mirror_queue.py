@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("first_attempt_at", sa.DateTime(), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(), nullable=True),
         sa.Column("claimed_by", sa.String(36), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("failed_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_mirror_queue_due", "mirror_queue", ["next_attempt_at"], unique=False)
