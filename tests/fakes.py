@@ -30,7 +30,8 @@ from weft.application.unit_of_work import (
     ReceivedEvent,
     Transaction,
 )
-from weft.application.views import CampaignSummary, CareCandidate, SubscriberDetail
+from weft.application.mirror import PUSHED_CURSOR
+from weft.application.views import CampaignSummary, CareCandidate, MirrorStatus, SubscriberDetail
 from weft.domain.campaign import Campaign
 from weft.domain.errors import PaymentProviderError, PaymentProviderThrottled, PaymentProviderUnavailable
 from weft.domain.journey import AuditEntry, Journey, Step
@@ -803,6 +804,11 @@ class InMemoryViews:
     async def campaign(self, campaign_id: str) -> CampaignSummary | None:
         found = self._state.campaigns.get(campaign_id)
         return None if found is None else self._summary(found[0])
+
+    async def mirror_status(self) -> MirrorStatus:
+        pushed = self._state.cursors.get(PUSHED_CURSOR)
+        return MirrorStatus(_Mirror(self._state).backlog(self._clock.now()),
+                            datetime.fromisoformat(pushed) if pushed else None)
 
     def _summary(self, campaign: Campaign) -> CampaignSummary:
         return CampaignSummary(campaign, campaign_counts(self._state, campaign.id, self._clock.now()))

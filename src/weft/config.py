@@ -31,6 +31,7 @@ DEFAULT_MONTHLY_MESSAGE = (
     "We appreciate your continued support. Reply STOP anytime to opt out."
 )
 DEFAULT_MONTHLY_SCHEDULE = "0 10 1 * *"
+DEFAULT_AIRTABLE_API_URL = "https://api.airtable.com"
 
 
 class ConfigError(Exception):
@@ -91,6 +92,18 @@ class Settings:
     scheduler: bool = True
     lease_seconds: float = 20.0
     """How long a worker's claim lasts unless renewed: a dead process's work moves on within this long."""
+    airtable_api_key: str = attrs.field(default="", repr=False)
+    airtable_base_id: str = ""
+    airtable_api_url: str = DEFAULT_AIRTABLE_API_URL
+    airtable_phone_numbers_table: str = "Phone Numbers"
+    airtable_payments_table: str = "Payments"
+    airtable_requests_per_second: float = 5.0
+    """Airtable's limit is 5 requests a second per base, shared by everything that writes to the base."""
+
+    @property
+    def airtable_configured(self) -> bool:
+        """The organisers' Airtable base is kept in step (both its token and its base id are set)."""
+        return bool(self.airtable_api_key and self.airtable_base_id)
 
     @property
     def care_text(self) -> str:
@@ -180,7 +193,19 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         checkout_min_dollars=_int("WEFT_CHECKOUT_MIN_DOLLARS", get("WEFT_CHECKOUT_MIN_DOLLARS", "1")),
         checkout_max_dollars=_int("WEFT_CHECKOUT_MAX_DOLLARS", get("WEFT_CHECKOUT_MAX_DOLLARS", "1000")),
         **_sending(get),
+        **_airtable(get),
     )
+
+
+def _airtable(get: Callable[..., str]) -> dict[str, Any]:
+    return {
+        "airtable_api_key": get("AIRTABLE_API_KEY"), "airtable_base_id": get("AIRTABLE_BASE_ID"),
+        "airtable_api_url": get("AIRTABLE_API_URL", DEFAULT_AIRTABLE_API_URL),
+        "airtable_phone_numbers_table": get("AIRTABLE_PHONE_NUMBERS_TABLE", "Phone Numbers"),
+        "airtable_payments_table": get("AIRTABLE_PAYMENTS_TABLE", "Payments"),
+        "airtable_requests_per_second": _positive_number("AIRTABLE_MAX_REQUESTS_PER_SECOND",
+                                                         get("AIRTABLE_MAX_REQUESTS_PER_SECOND", "5")),
+    }
 
 
 def _sending(get: Callable[..., str]) -> dict[str, Any]:
@@ -274,6 +299,28 @@ def _validate(s: Settings) -> None:
             if not value:
                 raise ConfigError(f"{name} is required when WEFT_SMS_PROVIDER=bird")
     _validate_twilio(s)
+    _validate_airtable(s)
+
+
+def _validate_airtable(s: Settings) -> None:
+    if bool(s.airtable_api_key) != bool(s.airtable_base_id):
+        missing = "AIRTABLE_BASE_ID" if s.airtable_api_key else "AIRTABLE_API_KEY"
+        raise ConfigError(f"{missing} is required when the other Airtable setting is set (set both, or neither)")
+    if not s.airtable_configured:
+        return
+    if not re.fullmatch(r"pat[A-Za-z0-9]+\.[A-Za-z0-9]+", s.airtable_api_key):
+        raise ConfigError("AIRTABLE_API_KEY must be a personal access token (pat… with a dot in it, as Airtable's "
+                          "builder hub shows it once)")
+    if not re.fullmatch(r"app[A-Za-z0-9]{14}", s.airtable_base_id):
+        raise ConfigError(f"AIRTABLE_BASE_ID must be app followed by 14 letters and digits (from the base's URL), "
+                          f"not {s.airtable_base_id!r}")
+    _require_http("AIRTABLE_API_URL", s.airtable_api_url)
+    for name, table in (("AIRTABLE_PHONE_NUMBERS_TABLE", s.airtable_phone_numbers_table),
+                        ("AIRTABLE_PAYMENTS_TABLE", s.airtable_payments_table)):
+        if len(table) > 255:
+            raise ConfigError(f"{name} must be a table name of at most 255 characters")
+    if s.airtable_phone_numbers_table == s.airtable_payments_table:
+        raise ConfigError("AIRTABLE_PHONE_NUMBERS_TABLE and AIRTABLE_PAYMENTS_TABLE must name two different tables")
 
 
 _TWILIO_SIDS = {"TWILIO_ACCOUNT_SID": "AC", "TWILIO_MESSAGING_SERVICE_SID": "MG"}

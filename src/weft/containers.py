@@ -8,6 +8,7 @@ import httpx
 from dependency_injector import containers, providers
 from httpx_aiohttp import AiohttpTransport
 
+from weft.adapters.airtable.base import AirtableBase
 from weft.adapters.bird.history import BirdMessageHistory
 from weft.adapters.bird.sender import BirdSmsSender
 from weft.adapters.console_email import ConsoleEmailSender
@@ -32,7 +33,9 @@ from weft.application.handle_inbound_sms import (
     ProcessInboundSms,
 )
 from weft.application.handle_payment_event import HandlePaymentEvent
+from weft.application.import_base import ImportFromBase
 from weft.application.link_tokens import LinkTokens
+from weft.application.mirror import PushToMirror
 from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
 from weft.application.pacing import Foreground, Pacer, RateLimit
 from weft.application.process_payment_events import ProcessPaymentEvents
@@ -47,6 +50,9 @@ from weft.domain.messages import Lane
 from weft.domain.tiers import AmountBounds
 
 log = logging.getLogger(__name__)
+
+MIRROR_POLL_SECONDS = 2.0
+"""Copies are queued inside the stores' own transactions, so nothing wakes the mirror worker: it looks this often."""
 
 
 def _link_secret(settings: Settings) -> str:
@@ -90,7 +96,7 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Object(new_id)
     engine = providers.Singleton(create_engine, settings.provided.database_url)
-    store = providers.Singleton(SqlStore, engine)
+    store = providers.Singleton(SqlStore, engine, mirror=settings.provided.airtable_configured)
     # httpx's API on aiohttp's connection pool: httpx's own transport (httpcore on anyio) costs about 0.5 ms of CPU
     # per request, which alone would cap a monthly run well below 1,500 texts a second.
     http_transport = providers.Singleton(
@@ -242,10 +248,29 @@ class Container(containers.DeclarativeContainer):
     retry_journey = providers.Singleton(RetryJourney, store, clock,
                                         on_queued=wakeups.provided.caller.call("journeys", "outbox-priority"))
 
+    organiser_base = providers.Singleton(
+        AirtableBase, api_key=settings.provided.airtable_api_key, base_id=settings.provided.airtable_base_id,
+        numbers_table=settings.provided.airtable_phone_numbers_table,
+        payments_table=settings.provided.airtable_payments_table,
+        limit=providers.Singleton(RateLimit, settings.provided.airtable_requests_per_second),
+        api_url=settings.provided.airtable_api_url,
+    )
+    mirror_retry = providers.Singleton(RetryPolicy, base_delay=5.0, max_delay=300.0, lifetime=None)
+    push_to_mirror = providers.Singleton(PushToMirror, organiser_base, clock, mirror_retry)
+    mirror_poll_seconds = providers.Object(MIRROR_POLL_SECONDS)
+    mirror_worker = providers.Singleton(QueueWorker, push_to_mirror, store, clock, lease_settings, 1,
+                                        mirror_poll_seconds, foreground=foreground)
+    import_from_base = providers.Singleton(ImportFromBase, organiser_base, store, clock, settings.provided.join_words)
+
 
 
 def background_workers(container: Container) -> list[BackgroundLoop]:
     """Every background worker, most urgent first; each registered under its wake-up names."""
-    return [container.inbound_worker(), container.priority_worker(), container.broadcast_worker(),
-            container.payment_event_worker(), container.journey_worker(), container.cancellation_worker(),
-            container.campaign_worker()]
+    workers: list[BackgroundLoop] = [
+        container.inbound_worker(), container.priority_worker(), container.broadcast_worker(),
+        container.payment_event_worker(), container.journey_worker(), container.cancellation_worker(),
+        container.campaign_worker(),
+    ]
+    if container.settings().airtable_configured:
+        workers.append(container.mirror_worker())
+    return workers

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import attrs
 
 from weft.application.delivery_stats import Outcome
-from weft.application.unit_of_work import CampaignCounts, OutboxEntry, ReceivedEvent
+from weft.application.unit_of_work import CampaignCounts, MirrorBacklog, OutboxEntry, ReceivedEvent
 from weft.domain.campaign import Campaign
 from weft.domain.journey import AuditEntry, Journey
 from weft.domain.messages import DeliveryStatus
@@ -59,6 +59,14 @@ class CampaignSummary:
     @property
     def rate_per_second(self) -> float:
         return round(self.counts.sent_last_minute / 60, 2)
+
+
+@attrs.frozen
+class MirrorStatus:
+    """Where the copy in the organisers' base stands: what waits, and when a push last landed."""
+
+    backlog: MirrorBacklog
+    last_pushed_at: datetime | None
 
 
 class Views(Protocol):
@@ -120,6 +128,10 @@ class Views(Protocol):
 
     async def campaigns(self, limit: int = 24) -> list[CampaignSummary]:
         """The newest campaigns with their counts."""
+        ...
+
+    async def mirror_status(self) -> MirrorStatus:
+        """The copies waiting for the organisers' base and the last push that landed."""
         ...
 
     async def campaign(self, campaign_id: str) -> CampaignSummary | None:

@@ -20,7 +20,7 @@ from weft.config import ConfigError, Settings
 from weft.containers import Container
 from weft.domain.errors import InvalidPhoneNumber, ProviderUnavailable
 from weft.domain.messages import InboundSms
-from weft.entrypoints import campaign_cli
+from weft.entrypoints import airtable_cli, campaign_cli
 from weft.entrypoints.http.app import close_clients
 from weft.entrypoints.runtime import Runtime
 
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("subscribers", help="list subscribers as a table")
     listing.set_defaults(run=_subscribers)
     campaign_cli.add_commands(commands)
+    airtable_cli.add_commands(commands)
     return parser
 
 

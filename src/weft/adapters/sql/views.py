@@ -12,13 +12,15 @@ from weft.adapters.sql import schema as t
 from weft.adapters.sql.campaigns import campaign_from_row
 from weft.adapters.sql.journeys import journey_from_row
 from weft.adapters.sql.members import CONSENT_VERSION, subscriber_from_row
-from weft.adapters.sql.outbox import campaign_counts, entry_from_row
+from weft.adapters.sql.mirror import SqlMirrorQueue
+from weft.adapters.sql.outbox import SqlCursors, campaign_counts, entry_from_row
 from weft.adapters.sql.payments import audit_from_row, payment_from_row
 from weft.adapters.sql.received_events import received_event_from_row
 from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
+from weft.application.mirror import PUSHED_CURSOR
 from weft.application.ports import Clock
 from weft.application.unit_of_work import OutboxEntry, ReceivedEvent
-from weft.application.views import CampaignSummary, CareCandidate, SubscriberDetail
+from weft.application.views import CampaignSummary, CareCandidate, MirrorStatus, SubscriberDetail
 from weft.domain.journey import AuditEntry, Journey, Step
 from weft.domain.messages import DeliveryState, DeliveryStatus, MessageKind
 from weft.domain.payment import Payment, PaymentStatus
@@ -104,6 +106,15 @@ class SqlViews:
         def read(c: sa.Connection) -> CampaignSummary | None:
             row = c.execute(query).first()
             return None if row is None else CampaignSummary(campaign_from_row(row), campaign_counts(c, row.id, now))
+
+        return await self._read(read)
+
+    async def mirror_status(self) -> MirrorStatus:
+        now = self._clock.now()
+
+        def read(c: sa.Connection) -> MirrorStatus:
+            pushed = SqlCursors(c).get(PUSHED_CURSOR)
+            return MirrorStatus(SqlMirrorQueue(c).backlog(now), datetime.fromisoformat(pushed) if pushed else None)
 
         return await self._read(read)
 

@@ -101,6 +101,23 @@ async def sync_bird(
     return JSONResponse(summary.as_json(), status_code=409 if summary.busy else 200)
 
 
+@inject
+async def airtable_status(
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"],
+) -> JSONResponse:
+    """The copies waiting for the organisers' Airtable base, the last push that landed and the last error."""
+    require_admin(request, settings)
+    if not settings.airtable_configured:
+        return JSONResponse({"configured": False})
+    found = await views.mirror_status()
+    backlog = found.backlog
+    return JSONResponse({"configured": True, **plain({
+        "waiting": backlog.waiting, "failing": backlog.failing, "oldest_change_at": backlog.oldest,
+        "last_pushed_at": found.last_pushed_at, "last_error": backlog.last_error,
+        "last_error_at": backlog.last_error_at,
+    })})
+
+
 def subscriber_json(s: Subscriber) -> dict[str, Any]:
     return plain({
         "phone": s.phone.e164, "consent": s.consent.value, "membership": s.membership.value,

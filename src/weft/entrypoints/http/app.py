@@ -183,6 +183,7 @@ def other_routes() -> list[BaseRoute]:
         Route("/api/admin/subscribers/{phone}", admin.show_subscriber, methods=["GET"]),
         Route("/api/admin/messages", admin.list_messages, methods=["GET"]),
         Route("/api/admin/stats", admin.delivery_stats, methods=["GET"]),
+        Route("/api/admin/airtable", admin.airtable_status, methods=["GET"]),
         Route("/api/bird/sync-automation", admin.sync_bird, methods=["GET", "POST"]),
         Route("/api/bird/send-monthly-messages", campaigns.send_monthly_messages, methods=["GET", "POST"]),
         Route("/api/admin/campaigns", campaigns.list_campaigns, methods=["GET"]),
