@@ -35,7 +35,7 @@ from weft.application.handle_inbound_sms import (
 from weft.application.handle_payment_event import HandlePaymentEvent
 from weft.application.import_base import ImportFromBase
 from weft.application.link_tokens import LinkTokens
-from weft.application.mirror import PushToMirror
+from weft.application.mirror import REJECTED_DELAY_SECONDS, PushToMirror
 from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
 from weft.application.pacing import Foreground, Pacer, RateLimit
 from weft.application.process_payment_events import ProcessPaymentEvents
@@ -256,7 +256,9 @@ class Container(containers.DeclarativeContainer):
         api_url=settings.provided.airtable_api_url,
     )
     mirror_retry = providers.Singleton(RetryPolicy, base_delay=5.0, max_delay=300.0, lifetime=None)
-    push_to_mirror = providers.Singleton(PushToMirror, organiser_base, clock, mirror_retry)
+    mirror_rejected_delay = providers.Object(REJECTED_DELAY_SECONDS)
+    push_to_mirror = providers.Singleton(PushToMirror, organiser_base, clock, mirror_retry,
+                                         rejected_delay=mirror_rejected_delay)
     mirror_poll_seconds = providers.Object(MIRROR_POLL_SECONDS)
     mirror_worker = providers.Singleton(QueueWorker, push_to_mirror, store, clock, lease_settings, 1,
                                         mirror_poll_seconds, foreground=foreground)

@@ -90,7 +90,7 @@ class LoopbackServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_DELETE = _serve
+            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -48,8 +48,10 @@ class PushToMirror:
 
     name = "mirror"
 
-    def __init__(self, base: OrganiserBase, clock: Clock, policy: RetryPolicy, batches: int = 5) -> None:
+    def __init__(self, base: OrganiserBase, clock: Clock, policy: RetryPolicy, batches: int = 5,
+                 rejected_delay: float = REJECTED_DELAY_SECONDS) -> None:
         self._base, self._clock, self._policy, self._batches = base, clock, policy, batches
+        self._rejected_delay = rejected_delay
 
     def batch_size(self) -> int:
         return BATCH * self._batches
@@ -69,7 +71,7 @@ class PushToMirror:
             return MirrorOutcome(batch, str(exc), exc.retry_after)
         except MirrorRejected as exc:
             log.error("the organisers' base refused %d %s copies: %s", len(batch.changes), batch.kind.value, exc)
-            return MirrorOutcome(batch, str(exc), REJECTED_DELAY_SECONDS)
+            return MirrorOutcome(batch, str(exc), self._rejected_delay)
         return MirrorOutcome(batch)
 
     def failed(self, batch: MirrorBatch, error: Exception) -> MirrorOutcome:
