@@ -11,6 +11,7 @@ from typing import TypeVar
 import attrs
 
 from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
+from weft.application.mirror import PUSHED_CURSOR
 from weft.application.ports import (
     CheckoutRequest,
     CheckoutSession,
@@ -30,7 +31,6 @@ from weft.application.unit_of_work import (
     ReceivedEvent,
     Transaction,
 )
-from weft.application.mirror import PUSHED_CURSOR
 from weft.application.views import CampaignSummary, CareCandidate, MirrorStatus, SubscriberDetail
 from weft.domain.campaign import Campaign
 from weft.domain.errors import PaymentProviderError, PaymentProviderThrottled, PaymentProviderUnavailable
