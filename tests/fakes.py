@@ -13,6 +13,8 @@ import attrs
 from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
 from weft.application.mirror import PUSHED_CURSOR
 from weft.application.ports import (
+    BaseNumberRow,
+    BasePaymentRow,
     CheckoutRequest,
     CheckoutSession,
     CustomerRecord,
@@ -126,6 +128,42 @@ class FakeEmailSender:
             return self.script.pop(0)
         self.sent.append(email)
         return SendResult(accepted=True, provider_id=f"email-{len(self.sent)}")
+
+
+class FakeOrganiserBase:
+    """The organisers' base in memory: rows keyed as Airtable matches them; `failures` are raised in turn."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, Subscriber] = {}
+        self.payments: dict[str, Payment] = {}
+        self.writes: list[list[str]] = []
+        self.failures: list[Exception] = []
+        self.number_rows: list[BaseNumberRow] = []
+        self.payment_rows: list[BasePaymentRow] = []
+
+    async def upsert_numbers(self, subscribers: Sequence[Subscriber]) -> None:
+        self._write([s.phone.e164 for s in subscribers])
+        self.numbers.update({s.phone.e164: copy.deepcopy(s) for s in subscribers})
+
+    async def upsert_payments(self, payments: Sequence[Payment]) -> None:
+        self._write([p.checkout_session_id or p.id for p in payments])
+        self.payments.update({p.checkout_session_id or p.id: copy.deepcopy(p) for p in payments})
+
+    async def read_numbers(self) -> list[BaseNumberRow]:
+        return list(self.number_rows)
+
+    async def read_payments(self) -> list[BasePaymentRow]:
+        return list(self.payment_rows)
+
+    async def check(self) -> list[str]:
+        return []
+
+    def _write(self, keys: list[str]) -> None:
+        if len(keys) > 10:
+            raise AssertionError("Airtable takes at most 10 records a request")
+        if self.failures:
+            raise self.failures.pop(0)
+        self.writes.append(keys)
 
 
 class FakePaymentGateway:

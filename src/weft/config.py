@@ -315,6 +315,8 @@ def _validate_airtable(s: Settings) -> None:
         raise ConfigError(f"AIRTABLE_BASE_ID must be app followed by 14 letters and digits (from the base's URL), "
                           f"not {s.airtable_base_id!r}")
     _require_http("AIRTABLE_API_URL", s.airtable_api_url)
+    if s.airtable_requests_per_second > 5:
+        raise ConfigError("AIRTABLE_MAX_REQUESTS_PER_SECOND must be at most 5, Airtable's limit for one base")
     for name, table in (("AIRTABLE_PHONE_NUMBERS_TABLE", s.airtable_phone_numbers_table),
                         ("AIRTABLE_PAYMENTS_TABLE", s.airtable_payments_table)):
         if len(table) > 255:

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import pytest
 from dependency_injector import providers
 
+from tests.fakes import FixedClock
 from tests.integration.conftest import RunningApp, fast_container, start_app
 from tests.integration.loopback import Canned, LoopbackBird
 from tests.integration.loopback_airtable import BASE_ID, NUMBERS, PAYMENTS, TOKEN, LoopbackAirtable
 from tests.integration.test_bird_webhook import PHONE, applied, text_in
+from weft.adapters.airtable.base import AirtableBase
+from weft.application.pacing import RateLimit
 from weft.application.work_queue import RetryPolicy
 from weft.config import Settings
+from weft.domain.errors import MirrorRejected, MirrorUnavailable
+from weft.domain.phone import PhoneNumber
+from weft.domain.subscriber import Consent, Subscriber
 
 CHECKOUT = "/api/stripe/create-checkout-session"
 OTHER = "+14155550199"
@@ -170,3 +177,78 @@ def test_the_oldest_waiting_change_is_shown_while_the_base_is_down(app: RunningA
     found = status(app)
     assert found["waiting"] == 1 and found["oldest_change_at"] is not None
     assert found["last_pushed_at"] is None
+
+
+# --- the adapter on its own -------------------------------------------------------------------------------------
+
+
+def airtable_base(airtable: LoopbackAirtable, slept: list[float] | None = None) -> AirtableBase:
+    clock = FixedClock()
+
+    async def sleep(seconds: float) -> None:
+        (slept if slept is not None else []).append(seconds)
+        await clock.sleep(seconds)
+
+    limit = RateLimit(5.0, monotonic=clock.monotonic, sleep=sleep)
+    return AirtableBase(TOKEN, BASE_ID, NUMBERS, PAYMENTS, limit, api_url=airtable.url)
+
+
+def a_member(phone: str = PHONE, message: str = "LOVE") -> Subscriber:
+    subscriber = Subscriber.first_contact(PhoneNumber(phone), datetime(2026, 11, 1, tzinfo=UTC))
+    subscriber.record_inbound(message, datetime(2026, 11, 1, tzinfo=UTC))
+    return subscriber
+
+
+async def test_a_429_holds_every_request_to_the_base_for_thirty_seconds(airtable: LoopbackAirtable) -> None:
+    slept: list[float] = []
+    base = airtable_base(airtable, slept)
+    airtable.answer_next(Canned(429, {"errors": [{"error": "RATE_LIMIT_REACHED"}]}))
+
+    with pytest.raises(MirrorUnavailable) as raised:
+        await base.upsert_numbers([a_member()])
+    await base.upsert_numbers([a_member()])
+
+    assert raised.value.retry_after == 30
+    assert sum(slept) >= 30
+    assert len(airtable.writes()) == 2  # pyairtable did not retry the 429 on its own
+
+
+async def test_an_upsert_sent_twice_leaves_one_row(airtable: LoopbackAirtable) -> None:
+    base = airtable_base(airtable)
+
+    await base.upsert_numbers([a_member(message="LOVE")])
+    await base.upsert_numbers([a_member(message="STOP")])
+
+    assert airtable.rows(NUMBERS) == [{"Phone Number": PHONE, "Message": "STOP", "Consent": "replies only",
+                                       "Created": "2026-11-01T00:00:00.000Z", "Updated": "2026-11-01T00:00:00.000Z"}]
+
+
+async def test_an_unreachable_airtable_is_a_transient_fault(airtable: LoopbackAirtable) -> None:
+    limit = RateLimit(5.0)
+    base = AirtableBase(TOKEN, BASE_ID, NUMBERS, PAYMENTS, limit, api_url="http://127.0.0.1:9")
+
+    with pytest.raises(MirrorUnavailable, match="could not be reached"):
+        await base.upsert_numbers([a_member()])
+
+
+async def test_a_server_error_is_transient_and_an_unknown_field_is_a_refusal(airtable: LoopbackAirtable) -> None:
+    base = airtable_base(airtable)
+    airtable.answer_next(Canned(502, {"error": "BAD_GATEWAY"}))
+    del airtable.schema[NUMBERS]["Message"]
+
+    with pytest.raises(MirrorUnavailable, match="502"):
+        await base.upsert_numbers([a_member()])
+    with pytest.raises(MirrorRejected, match='UNKNOWN_FIELD_NAME: Unknown field name: "Message"'):
+        await base.upsert_numbers([a_member()])
+
+
+async def test_reading_a_table_follows_every_page(airtable: LoopbackAirtable) -> None:
+    for index in range(250):
+        airtable.add(NUMBERS, {"Phone Number": f"+14155551{index:03d}", "Message": "LOVE", "Consent": "subscribed"})
+
+    rows = await airtable_base(airtable).read_numbers()
+
+    assert len(rows) == 250 and len({r.phone for r in rows}) == 250
+    assert rows[0].consent is Consent.SUBSCRIBED
+    pages = [r for r in airtable.requests if r.method == "GET"]
+    assert len(pages) == 3

@@ -132,3 +132,30 @@ def test_a_bad_sync_setting_fails_naming_it(name: str, value: str) -> None:
 def test_the_sync_runs_every_15_minutes_and_replies_within_10_by_default() -> None:
     settings = load_settings({}, env_file=None)
     assert (settings.sync_interval_minutes, settings.sync_reply_window_seconds) == (15, 600)
+
+
+AIRTABLE = {"AIRTABLE_API_KEY": "patAbcdefghijklmn.0123456789abcdef", "AIRTABLE_BASE_ID": "appAbcdefghijklmn"}
+
+
+def test_airtable_unset_keeps_no_copy_and_both_settings_turn_it_on() -> None:
+    assert not load_settings({}, env_file=None).airtable_configured
+    settings = load_settings(AIRTABLE, env_file=None)
+    assert settings.airtable_configured
+    assert (settings.airtable_phone_numbers_table, settings.airtable_payments_table) == ("Phone Numbers", "Payments")
+    assert "patAbcdefghijklmn" not in repr(settings)
+
+
+@pytest.mark.parametrize(("changes", "named"), [
+    ({"AIRTABLE_BASE_ID": ""}, "AIRTABLE_BASE_ID"),
+    ({"AIRTABLE_API_KEY": ""}, "AIRTABLE_API_KEY"),
+    ({"AIRTABLE_API_KEY": "keyAbcdefghijklmn"}, "AIRTABLE_API_KEY"),
+    ({"AIRTABLE_BASE_ID": "appShort"}, "AIRTABLE_BASE_ID"),
+    ({"AIRTABLE_API_URL": "api.airtable.com"}, "AIRTABLE_API_URL"),
+    ({"AIRTABLE_MAX_REQUESTS_PER_SECOND": "10"}, "AIRTABLE_MAX_REQUESTS_PER_SECOND"),
+    ({"AIRTABLE_PAYMENTS_TABLE": "Phone Numbers"}, "AIRTABLE_PAYMENTS_TABLE"),
+])
+def test_a_malformed_airtable_setting_stops_the_service_naming_it(changes: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**AIRTABLE, **changes}, env_file=None)
+    assert named in str(raised.value)
+    assert "0123456789abcdef" not in str(raised.value)
