@@ -33,7 +33,7 @@ from weft.application.unit_of_work import (
     ReceivedEvent,
     Transaction,
 )
-from weft.application.views import CampaignSummary, CareCandidate, MirrorStatus, SubscriberDetail
+from weft.application.views import CampaignSummary, CareCandidate, InboundRecord, MirrorStatus, SubscriberDetail
 from weft.domain.campaign import Campaign
 from weft.domain.errors import PaymentProviderError, PaymentProviderThrottled, PaymentProviderUnavailable
 from weft.domain.journey import AuditEntry, Journey, Step
@@ -785,8 +785,10 @@ class InMemoryViews:
             return None
         return SubscriberDetail(
             subscriber=subscriber,
-            consent_history=[attrs.asdict(c) for p, c in self._state.history if p == phone.e164],
-            inbound=[{"text": m.text, "received_at": at} for m, at in self._state.inbound.values()
+            consent_history=[c for p, c in self._state.history if p == phone.e164],
+            inbound=[InboundRecord(m.provider_id, m.text, at, None if key in self._state.unapplied else at,
+                                   self._state.inbound_errors.get(key))
+                     for key, (m, at) in sorted(self._state.inbound.items(), key=lambda item: item[1][1])
                      if m.sender == phone],
             outbound=[e for e in self._state.outbox.values() if e.message.to == phone],
         )

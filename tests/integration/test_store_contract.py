@@ -330,7 +330,7 @@ async def test_get_many_returns_only_the_known_numbers_by_e164(store: Store) -> 
 
 def _history(detail: SubscriberDetail | None) -> list[tuple[Consent, datetime, str | None, str]]:
     assert detail is not None
-    return [(Consent(h["consent"]), h["at"], h["message_id"], h["reason"]) for h in detail.consent_history]
+    return [(h.consent, h.at, h.message_id, h.reason) for h in detail.consent_history]
 
 
 async def test_consent_changes_are_appended_to_the_history_once(store: Store, views: Views) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -13,14 +13,27 @@ from weft.domain.journey import AuditEntry, Journey
 from weft.domain.messages import DeliveryStatus
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
-from weft.domain.subscriber import Consent, Subscriber
+from weft.domain.subscriber import Consent, ConsentChange, Subscriber
+
+
+@attrs.frozen
+class InboundRecord:
+    """A text the number sent us, and whether (and how) it was applied."""
+
+    provider_id: str
+    text: str
+    received_at: datetime
+    processed_at: datetime | None = None
+    error: str | None = None
 
 
 @attrs.frozen
 class SubscriberDetail:
     subscriber: Subscriber
-    consent_history: list[dict[str, Any]]
-    inbound: list[dict[str, Any]]
+    consent_history: list[ConsentChange]
+    """Oldest first: the ledger of every consent change, with what caused it."""
+    inbound: list[InboundRecord]
+    """Oldest first."""
     outbound: list[OutboxEntry]
 
 

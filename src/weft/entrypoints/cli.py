@@ -192,7 +192,7 @@ async def _simulate_async(container: Container, message: InboundSms) -> int:
         subscriber = detail.subscriber
         print(f"consent: {subscriber.consent.value}, membership: {subscriber.membership.value}")
         for entry in detail.outbound:
-            if entry.created_at >= detail.inbound[-1]["received_at"]:
+            if entry.created_at >= detail.inbound[-1].received_at:
                 print(f"reply ({entry.status.value}): {entry.message.text}")
     return 0
 

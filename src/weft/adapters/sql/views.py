@@ -20,12 +20,12 @@ from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
 from weft.application.mirror import PUSHED_CURSOR
 from weft.application.ports import Clock
 from weft.application.unit_of_work import OutboxEntry, ReceivedEvent
-from weft.application.views import CampaignSummary, CareCandidate, MirrorStatus, SubscriberDetail
+from weft.application.views import CampaignSummary, CareCandidate, InboundRecord, MirrorStatus, SubscriberDetail
 from weft.domain.journey import AuditEntry, Journey, Step
 from weft.domain.messages import DeliveryState, DeliveryStatus, MessageKind
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
-from weft.domain.subscriber import Consent, Subscriber
+from weft.domain.subscriber import Consent, ConsentChange, Subscriber
 
 T = TypeVar("T")
 
@@ -186,7 +186,7 @@ def _detail(c: sa.Connection, phone: PhoneNumber) -> SubscriberDetail | None:
     )
     return SubscriberDetail(
         subscriber=subscriber_from_row(row),
-        consent_history=[dict(r._mapping) for r in history],
-        inbound=[dict(r._mapping) for r in inbound],
+        consent_history=[ConsentChange(Consent(r.consent), r.at, r.message_id, r.reason) for r in history],
+        inbound=[InboundRecord(r.provider_id, r.text, r.received_at, r.processed_at, r.error) for r in inbound],
         outbound=list(reversed(_outbox(c, 1000, phone.e164))),
     )

@@ -52,8 +52,9 @@ async def show_subscriber(
         raise HTTPException(404, f"no subscriber with phone {phone.masked}")
     return JSONResponse({
         **subscriber_json(detail.subscriber),
-        "consent_history": [plain(r) for r in detail.consent_history],
-        "inbound": [plain(r) for r in detail.inbound],
+        "consent_history": [plain({"consent": c.consent.value, "at": c.at, "message_id": c.message_id,
+                                   "reason": c.reason}) for c in detail.consent_history],
+        "inbound": [plain(attrs.asdict(m)) for m in detail.inbound],
         "outbound": [outbox_json(e) for e in detail.outbound],
     })
 
