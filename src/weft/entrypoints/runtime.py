@@ -2,11 +2,13 @@
 
 Threads and processes. Everything below runs on the process's one asyncio event loop, as tasks:
 - the inbound worker, which applies stored inbound texts (keywords, consent, replies) a batch per commit;
-- six queue workers, one per kind of durable work that calls a provider, all the same claim/lease/retry loop
-  (QueueWorker):
+- six queue workers (seven with Airtable), one per kind of durable work that calls a provider, all the same
+  claim/lease/retry loop (QueueWorker):
   the outbox's priority lane (answers to a member's own text, journey texts), the outbox's broadcast lane (the
   monthly care message), payment events (Stripe webhooks stored on receipt, applied at Stripe's pace), journeys
-  (welcome email and access), subscription cancellations, and campaigns (who gets this month's message);
+  (welcome email and access), subscription cancellations, and campaigns (who gets this month's message); with
+  Airtable configured, a seventh pushes the queued copies of numbers and payments to the organisers' base
+  (pyairtable's calls run on asyncio's default thread pool, never on the loop);
 - the lease heartbeat, which renews every claim this process holds every `lease / 3` seconds, so a process that
   dies (kill -9, power loss) lets its work go to another within the lease (WEFT_LEASE_SECONDS, 20 s);
 - the APScheduler jobs that fire the monthly run and, with Bird configured, the automation sync every
