@@ -2,12 +2,14 @@
 
 Usage: .venv/bin/python bench/inbound_webhook.py [--duration 10] [--warmup 3] [--connections 50] [--profile]
                                                  [--background process|inline] [--backend sqlite|postgres]
-                                                 [--postgres-url URL]
+                                                 [--postgres-url URL] [--airtable]
 
 Drives unique LOVE webhooks from distinct numbers at the Weft server, then the same bodies at a one-route
 Starlette app run with the same uvicorn call, and reports both req/s, their ratio and the webhook latencies.
 `weft serve` on SQLite runs background work inline (its default); `--background process` moves it to a `weft worker`.
 `--backend postgres` runs Weft on a fresh schema of the PostgreSQL server instead (the issue's target is for SQLite).
+`--airtable` turns the organisers' Airtable copy on (every number's copy queued with its change, pushed to the
+loopback provider at Airtable's 5 requests a second), to measure what the copy costs the webhook.
 Afterwards it checks every webhook was answered 2xx ("received"), stored once, applied by the inbound worker,
 and replied to once at the provider.
 A benchmark script, not a test: it exits 1 only when a correctness check fails, never on the figures.
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import loadgen
 import phonenumbers
 from databases import DEFAULT_POSTGRES_URL, postgres_database, sqlite_database
@@ -72,6 +75,7 @@ class Options:
     background: str
     backend: str
     postgres_url: str
+    airtable: bool = False
 
 
 @attrs.frozen
@@ -113,7 +117,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_servers(processes: Processes, ports: Ports, workdir: Path, background: str, database: str) -> None:
+def start_servers(processes: Processes, ports: Ports, workdir: Path, background: str, database: str,
+                  airtable: bool = False) -> None:
     """Start provider, bare app and `weft serve` (with its worker unless inline) on the database at that URL."""
     python = sys.executable
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -121,12 +126,20 @@ def start_servers(processes: Processes, ports: Ports, workdir: Path, background:
                     base_env, workdir)
     processes.start("bare", [python, str(BENCH_DIR / "bare_app.py"), "--host", HOST, "--port", str(ports.bare)],
                     base_env, workdir)
-    processes.start("weft", weft_serve(ports, background), {**base_env, **weft_env(ports, database)}, workdir)
+    extra = airtable_env(ports) if airtable else {}
+    processes.start("weft", weft_serve(ports, background), {**base_env, **weft_env(ports, database), **extra},
+                    workdir)
 
 
 def weft_serve(ports: Ports, background: str) -> list[str]:
     weft = str(Path(sys.executable).parent / "weft")
     return [weft, "serve", "--host", HOST, "--port", str(ports.weft), "--background", background]
+
+
+def airtable_env(ports: Ports) -> dict[str, str]:
+    """The organisers' Airtable copy on, written to the loopback provider (which also answers Airtable's upsert)."""
+    return {"AIRTABLE_API_KEY": "patBench0000000001.0123456789abcdef", "AIRTABLE_BASE_ID": "appBench0000000001",
+            "AIRTABLE_API_URL": f"http://{HOST}:{ports.provider}"}
 
 
 def weft_env(ports: Ports, database: str) -> dict[str, str]:
@@ -306,18 +319,25 @@ async def verify(ports: Ports, database: str, webhook: dict[str, Any], sent: int
     }
 
 
+async def airtable_stats(ports: Ports) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        return dict((await client.get(f"http://{HOST}:{ports.provider}/airtable-stats")).json())
+
+
 def passed(checks: dict[str, Any]) -> bool:
     return all(checks[name] for name in ("all_2xx", "all_received", "rows_match", "replies_match"))
 
 
 async def bench(processes: Processes, options: Options, workdir: Path, database: str) -> dict[str, Any]:
     ports = Ports(weft=free_port(), bare=free_port(), provider=free_port())
-    start_servers(processes, ports, workdir, options.background, database)
+    start_servers(processes, ports, workdir, options.background, database, options.airtable)
     await wait_ready(processes, ports)
     bare = await bench_bare(processes, ports, options)
     webhook, sent = await bench_webhook(processes, ports, options)
     checks = await verify(ports, database, webhook, sent, options.drain_timeout)
     ratio = webhook["req_per_s"] / bare["req_per_s"] if bare["req_per_s"] else 0.0
+    if options.airtable:
+        checks["airtable"] = await airtable_stats(ports)
     return {
         "settings": {**attrs.asdict(options), "cpus": os.cpu_count(), "python": sys.version.split()[0],
                      "database": "SQLite, WAL, synchronous=FULL" if options.backend == "sqlite" else "PostgreSQL",
@@ -346,6 +366,7 @@ def render(report: dict[str, Any]) -> str:
         f"inbound rows {checks['inbound_rows']} ({'ok' if checks['rows_match'] else 'MISMATCH'}), "
         f"provider {checks['provider']} after {checks['reply_wait_seconds']} s "
         f"({'ok' if checks['replies_match'] else 'MISMATCH'}), outbox {checks['outbox_by_status']}",
+        *([f"airtable copy: {checks['airtable']}"] if "airtable" in checks else []),
         f"correctness: {'PASS' if report['passed'] else 'FAIL'}; report in {RESULTS_DIR / 'inbound_webhook.json'}",
     ])
 
@@ -359,10 +380,12 @@ def parse_options() -> Options:
     parser.add_argument("--profile", action="store_true", help="py-spy the weft process during the measured run")
     add_background_option(parser)
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--airtable", action="store_true",
+                        help="with the organisers' Airtable copy on (written to the loopback provider)")
     parser.add_argument("--postgres-url", default=os.environ.get("WEFT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
     args = parser.parse_args()
     return Options(args.duration, args.warmup, args.connections, args.drain_timeout, args.profile, args.background,
-                   args.backend, args.postgres_url)
+                   args.backend, args.postgres_url, args.airtable)
 
 
 def add_background_option(parser: argparse.ArgumentParser) -> None:

@@ -125,8 +125,38 @@ class Received:
         return JSONResponse({"times": prefix.times if prefix is not None else []})
 
 
-def create_provider_app(received: Received) -> Starlette:
+class AirtableRows:
+    """Airtable's upsert (`PATCH /v0/{base}/{table}` with performUpsert), for runs with the organisers' copy on:
+    counts the writes and the distinct keys written."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.records = 0
+        self.keys: set[str] = set()
+        self.times: list[float] = []
+
+    async def upsert(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        merge = body["performUpsert"]["fieldsToMergeOn"][0]
+        self.writes += 1
+        self.times.append(time.time())
+        self.records += len(body["records"])
+        self.keys.update(str(r["fields"][merge]) for r in body["records"])
+        rows = [{"id": f"rec{uuid.uuid4().hex[:14]}", "createdTime": "2026-01-01T00:00:00.000Z",
+                 "fields": r["fields"]} for r in body["records"]]
+        return JSONResponse({"records": rows, "createdRecords": [r["id"] for r in rows], "updatedRecords": []})
+
+    async def stats(self, request: Request) -> Response:
+        window = [t for t in self.times if t >= (self.times[-1] - 10 if self.times else 0)]
+        return JSONResponse({"writes": self.writes, "records": self.records, "keys": len(self.keys),
+                             "writes_per_second_last_10s": round(len(window) / 10, 2)})
+
+
+def create_provider_app(received: Received, airtable: AirtableRows | None = None) -> Starlette:
+    airtable = airtable or AirtableRows()
     return Starlette(routes=[
+        Route("/v0/{base}/{table}", airtable.upsert, methods=["PATCH"]),
+        Route("/airtable-stats", airtable.stats, methods=["GET"]),
         Route("/workspaces/{workspace}/channels/{channel}/messages", received.send_message, methods=["POST"]),
         Route("/workspaces/{workspace}/channels/{channel}/messages", received.list_messages, methods=["GET"]),
         Route("/stats", received.stats, methods=["GET"]),

@@ -208,7 +208,7 @@ ROUTES = [
     ("GET", "/api/admin/subscribers"), ("GET", "/api/admin/subscribers/{id}"), ("GET", "/api/admin/messages"),
     ("GET", "/api/bird/send-monthly-messages"), ("POST", "/api/bird/send-monthly-messages"),
     ("GET", "/api/admin/campaigns"), ("GET", "/api/admin/campaigns/{id}"), ("POST", TWILIO), ("POST", TWILIO_STATUS),
-    ("GET", "/api/admin/stats"), ("POST", "/api/bird/sync-automation"),
+    ("GET", "/api/admin/stats"), ("POST", "/api/bird/sync-automation"), ("GET", "/api/admin/airtable"),
 ]
 QUERY_KEYS = ["since", "action", "all", "session_id", "challenge", "originator", "body", "phone", "t", "dry_run",
               "hours"]
