@@ -16,7 +16,6 @@ from weft.application.views import MirrorStatus
 from weft.containers import Container
 from weft.domain.errors import MirrorRejected, MirrorUnavailable
 from weft.entrypoints.http.app import close_clients
-from weft.entrypoints.runtime import Runtime
 
 T = TypeVar("T")
 STALL_SECONDS = 90.0
@@ -104,7 +103,6 @@ async def _push(container: Container) -> int:
     store, clock, views = container.store(), container.clock(), container.views()
     queued = await store.transaction(lambda tx: tx.mirror.changed_all(clock.now()))
     worker = container.mirror_worker()
-    Runtime(container, scheduler=False).register()
     stalled_since = time.monotonic()
     with tqdm(total=queued, unit="record", dynamic_ncols=True) as bar:
         while (found := await views.mirror_status()).backlog.waiting:

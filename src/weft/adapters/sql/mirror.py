@@ -23,8 +23,9 @@ class SqlMirrorQueue:
         self._upsert = insert.on_conflict_do_update(index_elements=["id"], set_={"version": _q.version + 1})
 
     def changed(self, kind: MirrorKind, keys: Sequence[str], at: datetime) -> None:
+        # One lock order for every transaction (PostgreSQL): two saving overlapping records cannot deadlock.
         if keys:
-            self._c.execute(self._upsert, [_entry(kind, key, at) for key in dict.fromkeys(keys)])
+            self._c.execute(self._upsert, [_entry(kind, key, at) for key in sorted(set(keys))])
 
     def changed_all(self, at: datetime) -> int:
         total = 0
@@ -39,14 +40,14 @@ class SqlMirrorQueue:
         return [_change(row) for row in MIRROR_QUEUE.claim(self._c, lease, now, limit)]
 
     def done(self, changes: Sequence[MirrorChange], at: datetime) -> None:
-        for change in changes:
+        for change in _in_lock_order(changes):
             current = _q.id == _id(change.kind, change.key)
             self._c.execute(t.mirror_queue.delete().where(current, _q.version == change.version))
             self._c.execute(t.mirror_queue.update().where(current).values(
                 next_attempt_at=at, claimed_by=None, attempts=0, first_attempt_at=None, error=None, failed_at=None))
 
     def retry(self, changes: Sequence[MirrorChange], due: datetime, at: datetime, error: str) -> None:
-        for change in changes:
+        for change in _in_lock_order(changes):
             self._c.execute(t.mirror_queue.update().where(_q.id == _id(change.kind, change.key)).values(
                 next_attempt_at=due, claimed_by=None, attempts=change.attempts + 1,
                 first_attempt_at=change.first_attempt_at or at, error=error, failed_at=at))
@@ -60,6 +61,10 @@ class SqlMirrorQueue:
         return MirrorBacklog(waiting=int(waiting), oldest=oldest, failing=int(failing or 0),
                              last_error=latest.error if latest else None,
                              last_error_at=latest.failed_at if latest else None)
+
+
+def _in_lock_order(changes: Sequence[MirrorChange]) -> list[MirrorChange]:
+    return sorted(changes, key=lambda c: _id(c.kind, c.key))
 
 
 def _id(kind: MirrorKind, key: str) -> str:
