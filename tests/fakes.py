@@ -4,7 +4,7 @@ import asyncio
 import copy
 import itertools
 import math
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -55,6 +55,7 @@ from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import ConsentChange, Subscriber
 
 T = TypeVar("T")
+X = TypeVar("X")
 
 
 class FixedClock:
@@ -766,6 +767,12 @@ class _Leases:
             s.campaigns[key] = (s.campaigns[key][0], until)
 
 
+def _newest_first(items: Iterable[X], key: Callable[[X], tuple[datetime, str]]) -> list[X]:
+    """As the SQL views order their lists: newest first, and by id (ascending) among equals."""
+    by_id = sorted(items, key=lambda item: key(item)[1])
+    return sorted(by_id, key=lambda item: key(item)[0], reverse=True)
+
+
 class InMemoryViews:
     """The Views port over an InMemoryStore's committed state."""
 
@@ -794,7 +801,7 @@ class InMemoryViews:
         )
 
     async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
-        return list(self._state.outbox.values())[-limit:]
+        return _newest_first(self._state.outbox.values(), lambda e: (e.created_at, e.message.id))[:limit]
 
     async def delivery_outcomes(self, since: datetime) -> list[Outcome]:
         found = [Outcome("sms", e.created_at, outcome) for e in self._state.outbox.values()
@@ -805,13 +812,14 @@ class InMemoryViews:
         return found
 
     async def payments(self, limit: int = 200) -> list[Payment]:
-        return list(reversed(self._state.payments.values()))[:limit]
+        return _newest_first(self._state.payments.values(), lambda p: (p.created_at, p.id))[:limit]
 
     async def payment_for_session(self, session_id: str) -> Payment | None:
         return next((p for p in self._state.payments.values() if p.checkout_session_id == session_id), None)
 
     async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
-        return [j for j, _ in self._state.journeys.values() if j.failed_steps or not failed_only][:limit]
+        journeys = _newest_first((j for j, _ in self._state.journeys.values()), lambda j: (j.started_at, j.id))
+        return [j for j in journeys if j.failed_steps or not failed_only][:limit]
 
     async def received_events(self, pending_only: bool = True, limit: int = 200) -> list[ReceivedEvent]:
         found = sorted(self._state.received_events.values(), key=lambda r: (r.received_at, r.event.id))

@@ -1326,3 +1326,23 @@ async def test_a_unit_of_work_that_raises_leaves_earlier_state_as_it_was(store: 
     assert await store.transaction(lambda tx: tx.members.get(PHONE)) == member
     assert await store.transaction(lambda tx: tx.payments.get("pay-1")) == payment("pay-1", session_id="cs_1")
     assert await store.transaction(lambda tx: tx.outbox.count_sent("2026-11-01")) == 4
+
+
+# --- the read side's order ------------------------------------------------------------------------------------
+
+
+async def test_the_admin_lists_come_newest_first_and_by_id_among_equals(store: Store, views: Views) -> None:
+    def write(tx: Transaction) -> None:
+        for key, seconds in (("b", 0), ("a", 0), ("c", 5)):
+            tx.journeys.save(attrs.evolve(journey(key), started_at=later(seconds)))
+            tx.payments.save(attrs.evolve(payment(f"pay-{key}"), created_at=later(seconds)))
+        tx.outbox.enqueue_once(sms("m-b"), NOW, NOW)
+        tx.outbox.enqueue_once(sms("m-a"), NOW, NOW)
+
+    await store.transaction(write)
+    await store.transaction(lambda tx: tx.outbox.enqueue_once(sms("m-c"), later(5), later(5)))
+
+    assert [j.id for j in await views.journeys()] == ["c", "a", "b"]
+    assert [p.id for p in await views.payments()] == ["pay-c", "pay-a", "pay-b"]
+    assert [e.message.id for e in await views.outbox()] == ["m-c", "m-a", "m-b"]
+    assert [j.id for j in await views.journeys(limit=1)] == ["c"]
