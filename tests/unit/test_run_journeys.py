@@ -25,7 +25,7 @@ async def joined(proven: bool = True) -> World:
 async def test_a_due_journey_queues_the_welcome_text_then_emails_once_it_is_sent_then_grants_access() -> None:
     w = await joined()
     await w.run_journeys()
-    assert [m.text for m in w.sms.sent] == [w.replies.welcome]
+    assert [m.text for m in w.sms.sent] == [w.replies.text("welcome")]
     assert [(e.to, e.subject) for e in w.email.sent] == [(EMAIL, "Welcome to Community Weft")]
     assert w.store.actions()[-4:] == ["journey.sms_sent.queued", "journey.sms_sent", "journey.email_sent",
                                       "journey.customer_access_granted"]
@@ -174,7 +174,7 @@ async def test_yes_from_a_member_awaiting_confirmation_subscribes_and_queues_the
     await w.text("Yes")
     assert w.store.subscriber(PHONE).consent is Consent.SUBSCRIBED
     queued = [e.message for e in w.store.messages(DeliveryStatus.PENDING)]
-    assert [(m.kind, m.text) for m in queued] == [(MessageKind.WELCOME, w.replies.welcome)]
+    assert [(m.kind, m.text) for m in queued] == [(MessageKind.WELCOME, w.replies.text("welcome"))]
 
 
 async def test_a_retry_resends_only_the_failed_email() -> None:

@@ -6,14 +6,12 @@ from datetime import datetime
 from urllib.parse import quote
 
 import attrs
-from email_validator import EmailNotValidError, validate_email
 
+from weft.application.contact_details import email_address, phone_number
 from weft.application.fulfilment import fulfil
 from weft.application.link_tokens import LinkTokens
-from weft.application.phone_numbers import normalise_phone
 from weft.application.ports import CheckoutRequest, Clock, IdGenerator, PaymentGateway
 from weft.application.unit_of_work import Store, Transaction
-from weft.domain.errors import InvalidCheckout, InvalidPhoneNumber
 from weft.domain.journey import AuditEntry
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
@@ -41,6 +39,7 @@ class CheckoutSettings:
     bounds: AmountBounds = AmountBounds()
     default_region: str = "US"
     product_name: str = "Community Weft membership"
+    """What the checkout page calls the purchase (the `checkout_product` text)."""
 
 
 @attrs.frozen
@@ -75,9 +74,9 @@ class StartCheckout:
 
     def _validate(self, form: CheckoutForm) -> _Applicant:
         choice = choose_tier(form.tier, form.amount, form.payment_type, self._settings.bounds)
-        phone = _phone(form.phone, self._settings.default_region)
+        phone = phone_number(form.phone, self._settings.default_region)
         token_valid = isinstance(form.token, str) and self._links.verify(form.token, phone)
-        return _Applicant(choice, _email(form.email), phone, token_valid)
+        return _Applicant(choice, email_address(form.email), phone, token_valid)
 
     async def _join_free(self, applicant: _Applicant) -> CheckoutResult:
         now = self._clock.now()
@@ -152,24 +151,6 @@ class StartCheckout:
         """Same material within one idempotency window, same digest."""
         window = int(self._clock.now().timestamp()) // IDEMPOTENCY_WINDOW_SECONDS
         return hashlib.sha256(f"{material}|{window}".encode()).hexdigest()[:length]
-
-
-def _email(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCheckout("email", "is required")
-    try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise InvalidCheckout("email", f"is not a valid address: {exc}") from None
-
-
-def _phone(value: object, region: str) -> PhoneNumber:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCheckout("phone", "is required")
-    try:
-        return normalise_phone(value, region)
-    except InvalidPhoneNumber as exc:
-        raise InvalidCheckout("phone", f"is not valid: {exc}") from None
 
 
 def _audit(action: str, payment: Payment, now: datetime) -> AuditEntry:
