@@ -96,8 +96,8 @@ class Replies:
     page_joined: str = "You're in. Look out for a welcome text. Reply STOP at any time to opt out, HELP for help."
     page_confirm_title: str = "Check your phone"
     page_confirm: str = (
-        "Reply YES to the text we just sent to confirm your membership. "
-        "We won't send you anything else until you do."
+        "We have texted you to check that the number is yours. Reply YES to that text to confirm your membership: "
+        "we won't send you anything else until you do."
     )
     page_opted_out_title: str = "Thank you for joining {program}"
     page_opted_out: str = (
@@ -123,10 +123,10 @@ class Replies:
                 "join_word": join_word or self.join_word, **values}
 
 
-def text_kinds() -> dict[str, tuple[str, ...]]:
+def text_kinds(texts: type[Replies] = Replies) -> dict[str, tuple[str, ...]]:
     """Every kind of text, in declaration order, with the placeholders it may use."""
     return {f.name: f.metadata.get("placeholders", COMMON_PLACEHOLDERS)
-            for f in attrs.fields(Replies) if not f.metadata.get("setting")}
+            for f in attrs.fields(texts) if not f.metadata.get("setting")}
 
 
 def default_texts() -> dict[str, str]:
