@@ -15,8 +15,8 @@ from dotenv import dotenv_values
 
 from weft.adapters.bird.sender import DEFAULT_BIRD_API_URL
 from weft.adapters.twilio.sender import DEFAULT_TWILIO_API_URL
-from weft.application.replies import check_template, text_kinds
 from weft.domain.quiet_hours import QuietHours
+from weft.text_settings import read_templates
 
 SMS_PROVIDERS = ("console", "bird", "twilio")
 EMAIL_PROVIDERS = ("console", "smtp", "resend")
@@ -201,44 +201,11 @@ def _sending(get: Callable[..., str]) -> dict[str, Any]:
     }
 
 
-TEMPLATE_PREFIX = "WEFT_TEMPLATE_"
-
-
 def _templates(env: Mapping[str, str]) -> dict[str, str]:
-    """The overridden texts: `<kind>.txt` files in WEFT_TEMPLATES_DIR, then WEFT_TEMPLATE_<KIND> (which wins);
-    WEFT_MONTHLY_MESSAGE is the older name of WEFT_TEMPLATE_MONTHLY_CARE. Each is checked here, so a typo stops
-    the service at start with the variable or file named."""
-    found: dict[str, tuple[str, str]] = {}
-    directory = env.get("WEFT_TEMPLATES_DIR", "").strip()
-    if directory:
-        found.update(_template_files(Path(directory)))
-    if env.get("WEFT_MONTHLY_MESSAGE", "").strip():
-        found["monthly_care"] = ("WEFT_MONTHLY_MESSAGE", env["WEFT_MONTHLY_MESSAGE"].strip())
-    kinds = text_kinds()
-    for name, value in env.items():
-        if name.startswith(TEMPLATE_PREFIX):
-            kind = name.removeprefix(TEMPLATE_PREFIX).lower()
-            if kind not in kinds:
-                raise ConfigError(f"{name} names no text Weft sends (the README lists the kinds)")
-            found[kind] = (name, value.strip())
-    for kind, (source, text) in found.items():
-        try:
-            check_template(kind, text)
-        except ValueError as exc:
-            raise ConfigError(f"{source} {exc}") from None
-    return {kind: text for kind, (_, text) in found.items()}
-
-
-def _template_files(directory: Path) -> dict[str, tuple[str, str]]:
-    if not directory.is_dir():
-        raise ConfigError(f"WEFT_TEMPLATES_DIR must be a directory, not {str(directory)!r}")
-    kinds = text_kinds()
-    found = {}
-    for file in sorted(directory.glob("*.txt")):
-        if file.stem not in kinds:
-            raise ConfigError(f"WEFT_TEMPLATES_DIR: {file.name} names no text Weft sends (the README lists the kinds)")
-        found[file.stem] = (f"WEFT_TEMPLATES_DIR: {file.name}", file.read_text(encoding="utf-8").strip())
-    return found
+    try:
+        return read_templates(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _sender(address: str, program: str) -> str:

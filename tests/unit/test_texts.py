@@ -88,13 +88,25 @@ def test_an_unknown_placeholder_in_a_template_file_names_the_file(tmp_path: Path
 @pytest.mark.parametrize(("environ", "variable"), [
     ({"WEFT_TEMPLATE_WELCOM": "Hi"}, "WEFT_TEMPLATE_WELCOM names no text"),
     ({"WEFT_TEMPLATE_HELP": "Unclosed {program"}, "WEFT_TEMPLATE_HELP is not a valid template"),
-    ({"WEFT_TEMPLATE_HELP": "   "}, "WEFT_TEMPLATE_HELP is empty"),
     ({"WEFT_MONTHLY_MESSAGE": "Care from {programme}"}, "WEFT_MONTHLY_MESSAGE uses the unknown placeholder"),
     ({"WEFT_TEMPLATES_DIR": "/no/such/dir"}, "WEFT_TEMPLATES_DIR must be a directory"),
 ])
 def test_a_bad_template_setting_stops_the_service_naming_the_variable(environ: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable.replace("{", r"\{")):
         load_settings(environ, env_file=None)
+
+
+def test_an_empty_template_file_stops_the_service_and_an_empty_variable_is_unset(tmp_path: Path) -> None:
+    (tmp_path / "help.txt").write_text("\n")
+    with pytest.raises(ConfigError, match="WEFT_TEMPLATES_DIR: help.txt is empty"):
+        load_settings({"WEFT_TEMPLATES_DIR": str(tmp_path)}, env_file=None)
+    assert load_settings({"WEFT_TEMPLATE_HELP": " "}, env_file=None).templates == {}
+
+
+def test_a_template_file_that_is_not_utf8_stops_the_service(tmp_path: Path) -> None:
+    (tmp_path / "help.txt").write_bytes(b"\xff\xfe caf\xe9")
+    with pytest.raises(ConfigError, match="help.txt cannot be read as UTF-8 text"):
+        load_settings({"WEFT_TEMPLATES_DIR": str(tmp_path)}, env_file=None)
 
 
 def test_a_file_that_names_no_kind_stops_the_service(tmp_path: Path) -> None:
