@@ -140,3 +140,13 @@ def test_the_checkout_api_takes_custom_amounts_as_people_write_them(app: Running
                                                "email": "jo@example.org", "phone": PHONE})
     assert response.status_code == 200, response.text
     assert f"Pay {price} (test)" in app.client.get(response.json()["url"]).text
+
+
+def test_the_link_from_before_an_opt_out_does_not_opt_the_number_back_in(app: RunningApp, bird: LoopbackBird) -> None:
+    token = love_token(app, bird)
+    text_in(app, "STOP", "stop-1")
+    app.wait_for(lambda: len(bird.sent()) == 2)
+    session = sign_up(app, PHONE, token)
+    assert session["outcome"] == "opted_out"
+    assert app.admin(f"/api/admin/subscribers/{PHONE}").json()["consent"] == "opted_out"
+    assert len(bird.sent()) == 2  # the link and the STOP confirmation, nothing after

@@ -114,10 +114,12 @@ class StartCheckout:
     def _payment(self, tx: Transaction, applicant: _Applicant, payment_id: str, now: datetime, session_id: str,
                  customer_id: str | None) -> Payment:
         subscriber = tx.members.get(applicant.phone)
-        # Texting in proves the phone, but a number that texted STOP has withdrawn consent: only a link token
-        # (fresh proof from the phone's holder) may bring it back.
-        texted_in = subscriber is not None and subscriber.texted_in and not subscriber.opted_out
-        proven = applicant.token_valid or texted_in
+        # A number that texted STOP has withdrawn consent, and only a text from it (START, the join word) brings it
+        # back: a web sign-up records the membership but proves nothing, even with a link token, which was texted
+        # before the STOP (a join word after it would have opted the number back in).
+        opted_out = subscriber is not None and subscriber.opted_out
+        texted_in = subscriber is not None and subscriber.texted_in
+        proven = not opted_out and (applicant.token_valid or texted_in)
         choice = applicant.choice
         return Payment(
             id=payment_id, phone=applicant.phone, email=applicant.email, tier=choice.tier,
