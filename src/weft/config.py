@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 from weft.adapters.bird.sender import DEFAULT_BIRD_API_URL
 from weft.adapters.twilio.sender import DEFAULT_TWILIO_API_URL
 from weft.domain.quiet_hours import QuietHours
+from weft.text_settings import read_templates
 
 SMS_PROVIDERS = ("console", "bird", "twilio")
 EMAIL_PROVIDERS = ("console", "smtp", "resend")
@@ -26,10 +27,8 @@ DEFAULT_SMS_RATE = {"bird": 10.0, "twilio": 1.0}
 mid-trust US 10DLC campaign (600 a minute); lower tiers are 1/s, and Bird queues what exceeds a carrier limit
 but retries it only ten times. Twilio: 1, what one long-code number may send (a toll-free number starts at 3, a
 10DLC campaign or a short code more: set the rate). The console prints, so it needs no pace."""
-DEFAULT_MONTHLY_MESSAGE = (
-    "Thank you for being part of {program}. This is your monthly care message from our makers. "
-    "We appreciate your continued support. Reply STOP anytime to opt out."
-)
+DEFAULT_PROGRAM_NAME = "Community Weft"
+DEFAULT_EMAIL_ADDRESS = "hello@example.org"
 DEFAULT_MONTHLY_SCHEDULE = "0 10 1 * *"
 DEFAULT_AIRTABLE_API_URL = "https://api.airtable.com"
 
@@ -61,15 +60,19 @@ class Settings:
     admin_token: str = attrs.field(default="", repr=False)
     join_words: tuple[str, ...] = ("LOVE",)
     provider_sends_keyword_replies: bool = False
-    program_name: str = "The Weft"
+    program_name: str = DEFAULT_PROGRAM_NAME
     support_contact: str = "support@example.org"
+    terms_url: str = ""
+    privacy_url: str = ""
+    templates: dict[str, str] = attrs.field(factory=dict, hash=False)
+    """Texts that replace a kind's default wording (WEFT_TEMPLATE_<KIND>, WEFT_TEMPLATES_DIR), already checked."""
     default_region: str = "US"
     stripe_api_base: str = "https://api.stripe.com"
     stripe_secret_key: str = attrs.field(default="", repr=False)
     stripe_webhook_secret: str = attrs.field(default="", repr=False)
     stripe_max_requests_per_second: float = 20.0
     email_provider: str = "console"
-    email_from: str = "Community Weft <hello@example.org>"
+    email_from: str = f"{DEFAULT_PROGRAM_NAME} <{DEFAULT_EMAIL_ADDRESS}>"
     resend_api_url: str = "https://api.resend.com"
     resend_api_key: str = attrs.field(default="", repr=False)
     smtp_host: str = "127.0.0.1"
@@ -85,7 +88,6 @@ class Settings:
     """Segments per second to the SMS provider; None is unlimited."""
     sms_daily_cap: int | None = None
     send_retry_hours: float = 24.0
-    monthly_message: str = DEFAULT_MONTHLY_MESSAGE
     monthly_schedule: str = DEFAULT_MONTHLY_SCHEDULE
     quiet_hours: str = "21:00-09:00"
     time_zone: str = "UTC"
@@ -104,10 +106,6 @@ class Settings:
     def airtable_configured(self) -> bool:
         """The organisers' Airtable base is kept in step (both its token and its base id are set)."""
         return bool(self.airtable_api_key and self.airtable_base_id)
-
-    @property
-    def care_text(self) -> str:
-        return self.monthly_message.replace("{program}", self.program_name)
 
     @property
     def bird_configured(self) -> bool:
@@ -172,15 +170,19 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         join_words=tuple(w.strip().upper() for w in get("WEFT_JOIN_WORDS", "LOVE").split(",") if w.strip()),
         provider_sends_keyword_replies=_flag("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES",
                                              get("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES", "false")),
-        program_name=get("WEFT_PROGRAM_NAME", "The Weft"),
+        program_name=get("WEFT_PROGRAM_NAME", DEFAULT_PROGRAM_NAME),
         support_contact=get("WEFT_SUPPORT_CONTACT", "support@example.org"),
+        terms_url=get("WEFT_TERMS_URL"),
+        privacy_url=get("WEFT_PRIVACY_URL"),
+        templates=_templates(env),
         default_region=get("WEFT_DEFAULT_REGION", "US").upper(),
         stripe_api_base=get("STRIPE_API_BASE", "https://api.stripe.com"),
         stripe_secret_key=get("STRIPE_SECRET_KEY"),
         stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
         stripe_max_requests_per_second=_stripe_pace(get("STRIPE_MAX_REQUESTS_PER_SECOND"), get("STRIPE_SECRET_KEY")),
         email_provider=get("WEFT_EMAIL_PROVIDER", "console").lower(),
-        email_from=get("WEFT_EMAIL_FROM", "Community Weft <hello@example.org>"),
+        email_from=_sender(get("WEFT_EMAIL_FROM", DEFAULT_EMAIL_ADDRESS),
+                           get("WEFT_PROGRAM_NAME", DEFAULT_PROGRAM_NAME)),
         resend_api_url=get("RESEND_API_URL", "https://api.resend.com"),
         resend_api_key=get("RESEND_API_KEY"),
         smtp_host=get("SMTP_HOST", "127.0.0.1"),
@@ -216,13 +218,24 @@ def _sending(get: Callable[..., str]) -> dict[str, Any]:
         "sms_rate_per_second": _rate(rate) if rate else DEFAULT_SMS_RATE.get(provider),
         "sms_daily_cap": _positive_int("WEFT_SMS_DAILY_CAP", cap) if cap else None,
         "send_retry_hours": _positive_number("WEFT_SEND_RETRY_HOURS", get("WEFT_SEND_RETRY_HOURS", "24")),
-        "monthly_message": get("WEFT_MONTHLY_MESSAGE", DEFAULT_MONTHLY_MESSAGE),
         "monthly_schedule": get("WEFT_MONTHLY_SCHEDULE", DEFAULT_MONTHLY_SCHEDULE),
         "quiet_hours": get("WEFT_QUIET_HOURS", "21:00-09:00").lower(),
         "time_zone": get("WEFT_TIMEZONE", "UTC"),
         "scheduler": _flag("WEFT_SCHEDULER", get("WEFT_SCHEDULER", "on")),
         "lease_seconds": _positive_number("WEFT_LEASE_SECONDS", get("WEFT_LEASE_SECONDS", "20")),
     }
+
+
+def _templates(env: Mapping[str, str]) -> dict[str, str]:
+    try:
+        return read_templates(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _sender(address: str, program: str) -> str:
+    """The email sender; a bare address is shown under the program's name."""
+    return address if "<" in address else f"{program} <{address}>"
 
 
 def _stripe_pace(value: str, secret_key: str) -> float:
@@ -282,6 +295,9 @@ def _validate(s: Settings) -> None:
     if s.sms_provider not in SMS_PROVIDERS:
         raise ConfigError(f"WEFT_SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, not {s.sms_provider!r}")
     _require_http("WEFT_PUBLIC_URL", s.public_url)
+    for name, value in (("WEFT_TERMS_URL", s.terms_url), ("WEFT_PRIVACY_URL", s.privacy_url)):
+        if value:
+            _require_http(name, value)
     if s.default_region not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigError(f"WEFT_DEFAULT_REGION must be a two-letter region such as US or GB, not {s.default_region!r}")
     if urlsplit(s.database_url).scheme.split("+")[0] not in ("sqlite", "postgresql", "postgres"):
@@ -389,8 +405,6 @@ def _validate_sending(s: Settings) -> None:
         monthly_trigger(s)
     except ValueError as exc:
         raise ConfigError(f"WEFT_MONTHLY_SCHEDULE must be a cron line such as '0 10 1 * *': {exc}") from None
-    if not s.monthly_message.strip():
-        raise ConfigError("WEFT_MONTHLY_MESSAGE must not be empty")
 
 
 def quiet_hours(s: Settings) -> QuietHours:

@@ -40,7 +40,7 @@ from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunC
 from weft.application.pacing import Foreground, Pacer, RateLimit
 from weft.application.process_payment_events import ProcessPaymentEvents
 from weft.application.receive_payment_event import ReceivePaymentEvent
-from weft.application.replies import Replies
+from weft.application.replies import Replies, with_overrides
 from weft.application.run_journeys import JourneyPolicy, RetryJourney, RunJourneys
 from weft.application.start_checkout import CheckoutSettings, StartCheckout
 from weft.application.sync_messages import SyncProviderMessages, SyncSettings
@@ -84,8 +84,15 @@ def _sync_settings(settings: Settings) -> SyncSettings:
     return SyncSettings(name="bird", reply_window=timedelta(seconds=settings.sync_reply_window_seconds))
 
 
-def _care_settings(settings: Settings) -> CareSettings:
-    return CareSettings(text=settings.care_text, quiet_hours=quiet_hours(settings), time_zone=settings.time_zone)
+def _replies(settings: Settings) -> Replies:
+    replies = Replies(public_url=settings.public_url, program_name=settings.program_name,
+                      support_contact=settings.support_contact, join_word=settings.join_words[0])
+    return with_overrides(replies, settings.templates)
+
+
+def _care_settings(settings: Settings, replies: Replies) -> CareSettings:
+    return CareSettings(text=replies.text("monthly_care"), quiet_hours=quiet_hours(settings),
+                        time_zone=settings.time_zone)
 
 
 class Container(containers.DeclarativeContainer):
@@ -153,12 +160,7 @@ class Container(containers.DeclarativeContainer):
     foreground = providers.Singleton(Foreground)
     lease_settings = providers.Singleton(LeaseSettings, owner=providers.Callable(new_id),
                                          seconds=settings.provided.lease_seconds)
-    replies = providers.Singleton(
-        Replies,
-        public_url=settings.provided.public_url,
-        program_name=settings.provided.program_name,
-        support_contact=settings.provided.support_contact,
-    )
+    replies = providers.Singleton(_replies, settings)
     link_tokens = providers.Singleton(
         LinkTokens, providers.Callable(_link_secret, settings), settings.provided.link_ttl_seconds, clock
     )
@@ -189,7 +191,7 @@ class Container(containers.DeclarativeContainer):
     cancellation_worker = providers.Singleton(QueueWorker, cancel_subscriptions, store, clock, lease_settings, 1,
                                               worker_poll_seconds, foreground=foreground)
 
-    care_settings = providers.Singleton(_care_settings, settings)
+    care_settings = providers.Singleton(_care_settings, settings, replies)
     run_campaigns = providers.Singleton(RunCampaigns, store, views, clock, care_settings,
                                         on_queued=wakeups.provided.caller.call("outbox-broadcast"))
     campaign_worker = providers.Singleton(QueueWorker, run_campaigns, store, clock, lease_settings, 1,
@@ -229,6 +231,7 @@ class Container(containers.DeclarativeContainer):
             AmountBounds, settings.provided.checkout_min_dollars, settings.provided.checkout_max_dollars
         ),
         default_region=settings.provided.default_region,
+        product_name=replies.provided.text.call("checkout_product"),
     )
     start_checkout = providers.Singleton(
         StartCheckout, store, payment_gateway, clock, ids, link_tokens, checkout_settings,

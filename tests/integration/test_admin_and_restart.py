@@ -64,7 +64,7 @@ def test_a_reply_committed_before_the_process_died_is_sent_at_the_next_start(
     running = start_app(fast_container(settings))
     try:
         running.wait_for(lambda: len(bird.sent()) == 1)
-        assert bird.texts()[0].startswith("Thanks for joining The Weft!")
+        assert bird.texts()[0].startswith("Thanks for joining Community Weft!")
         running.wait_for(lambda: running.message_statuses() == ["sent"])
     finally:
         running.stop()

@@ -77,7 +77,7 @@ def test_love_stop_help_through_signed_webhooks_leave_one_confirmation_and_the_h
     app.wait_for(lambda: len(bird.sent()) == 3)
     app.wait_for(lambda: all(m["status"] != "pending" for m in app.admin("/api/admin/messages").json()["messages"]))
     assert bird.texts()[0].startswith(
-        "Thanks for joining The Weft! Click here: https://sms.example.com/?phone=%2B14155550123&t="
+        "Thanks for joining Community Weft! Click here: https://sms.example.com/?phone=%2B14155550123&t="
     )
     assert bird.texts()[1].startswith("You have been successfully unsubscribed.")
     assert bird.texts()[2].endswith("Reply LOVE or START to rejoin.")

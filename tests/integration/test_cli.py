@@ -24,13 +24,12 @@ def weft(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 def test_simulate_sms_runs_the_keyword_flow_and_subscribers_shows_the_state(tmp_path: Path) -> None:
     joined = weft(tmp_path, "simulate-sms", "--from", "+1 (415) 555-0123", "love!")
     assert joined.returncode == 0, joined.stderr
-    assert "reply (sent): Thanks for joining The Weft! Click here: http://127.0.0.1:8000/?phone=%2B14155550123&t=" in (
-        joined.stdout
-    )
+    assert ("reply (sent): Thanks for joining Community Weft! Click here: "
+            "http://127.0.0.1:8000/?phone=%2B14155550123&t=") in joined.stdout
     stopped = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "STOP")
     assert "consent: opted_out" in stopped.stdout
     helped = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "HELP")
-    assert "reply (sent): The Weft: you have opted out" in helped.stdout  # HELP is answered at any time
+    assert "reply (sent): Community Weft: you have opted out" in helped.stdout  # HELP is answered at any time
     chatted = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "hello")
     assert "reply" not in chatted.stdout
     table = weft(tmp_path, "subscribers").stdout.splitlines()

@@ -53,7 +53,10 @@ def test_free_sign_up_from_the_love_link_gets_the_welcome_and_is_audited(app: Ru
         "free", "completed", "jane@example.org", True)
     session = app.client.get("/api/stripe/session", params={"session_id": redirect.split("=")[1]}).json()
     assert session == {"status": "completed", "tier": "free", "amount": 0, "payment_type": None,
-                       "email": "j***@example.org", "phone": "+*******0123", "test_mode": True}
+                       "email": "j***@example.org", "phone": "+*******0123", "test_mode": True,
+                       "outcome": "joined", "title": "Welcome to Community Weft!",
+                       "next_steps": "You're in. Look out for a welcome text. Reply STOP at any time to opt out, "
+                                     "HELP for help."}
     actions = {e["action"] for e in app.admin("/api/admin/audit").json()["entries"]}
     assert {"signup.free", "journey.payment_processed", "journey.database_updated", "journey.sms_sent",
             "journey.email_sent", "journey.customer_access_granted"} <= actions

@@ -42,7 +42,7 @@ PHONE = "+14155550123"
 EMAIL = "ada@example.org"
 PUBLIC_URL = "https://weft.example"
 TOKEN_TTL = 3600
-CARE_TEXT = "Thank you for being part of The Weft. This is your monthly care message."
+CARE_TEXT = "Thank you for being part of Community Weft. This is your monthly care message."
 
 
 class RefusingGateway(FakePaymentGateway):

@@ -73,7 +73,7 @@ def h() -> Harness:
 async def test_love_subscribes_the_number_and_replies_with_its_prefilled_link(h: Harness) -> None:
     await h.text("love!")
     assert h.store.subscriber(PHONE).consent is Consent.SUBSCRIBED
-    assert h.replies() == ["Thanks for joining The Weft! Click here: https://weft.example/?phone=%2B14155550123"]
+    assert h.replies() == ["Thanks for joining Community Weft! Click here: https://weft.example/?phone=%2B14155550123"]
     assert h.wakes == {"inbound": 1, "outbox": 1}
 
 
@@ -98,7 +98,7 @@ async def test_an_opted_out_number_gets_help_that_says_how_to_rejoin_and_nothing
     await h.text("INFO")
     assert h.kinds() == [MessageKind.OPT_OUT_CONFIRMATION, MessageKind.HELP, MessageKind.HELP]
     assert h.replies()[1] == (
-        "The Weft: you have opted out and get no messages from us. Support: support@example.org. "
+        "Community Weft: you have opted out and get no messages from us. Support: support@example.org. "
         "Reply LOVE or START to rejoin."
     )
     assert h.store.subscriber(PHONE).consent is Consent.OPTED_OUT
@@ -134,14 +134,15 @@ async def test_unsub_leaves_paid_membership_but_keeps_messages(h: Harness) -> No
     member = h.store.subscriber(PHONE)
     assert (member.membership, member.paid_tier, member.consent) == (Membership.FREE, None, Consent.SUBSCRIBED)
     assert h.replies()[-1] == (
-        "You have been successfully unsubscribed. You are now free tier user. Thank you for being part of The Weft!"
+        "You have been successfully unsubscribed. You are now a free member. "
+        "Thank you for being part of Community Weft!"
     )
 
 
 async def test_help_names_program_support_frequency_rates_and_stop(h: Harness) -> None:
     await h.text("info")
     (reply,) = h.replies()
-    for part in ("The Weft", "support@example.org", "a month", "Msg & data rates may apply.", "Reply STOP"):
+    for part in ("Community Weft", "support@example.org", "a month", "Msg & data rates may apply.", "Reply STOP"):
         assert part in reply
 
 

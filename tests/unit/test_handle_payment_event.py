@@ -186,7 +186,7 @@ async def test_a_failed_invoice_makes_the_subscription_past_due_and_tells_the_me
         await w.event("invoice.payment_failed", {"id": "in_1", "subscription": subscription_id})
     assert w.store.payment().status is PaymentStatus.PAST_DUE
     notices = [e.message for e in w.store.messages() if e.message.kind is MessageKind.PAYMENT_NOTICE]
-    assert [m.text for m in notices] == [w.replies.payment_failed]
+    assert [m.text for m in notices] == [w.replies.text("payment_failed")]
     assert notices[0].to.e164 == PHONE
 
 

@@ -25,7 +25,7 @@ async def joined(proven: bool = True) -> World:
 async def test_a_due_journey_queues_the_welcome_text_then_emails_once_it_is_sent_then_grants_access() -> None:
     w = await joined()
     await w.run_journeys()
-    assert [m.text for m in w.sms.sent] == [w.replies.welcome]
+    assert [m.text for m in w.sms.sent] == [w.replies.text("welcome")]
     assert [(e.to, e.subject) for e in w.email.sent] == [(EMAIL, "Welcome to Community Weft")]
     assert w.store.actions()[-4:] == ["journey.sms_sent.queued", "journey.sms_sent", "journey.email_sent",
                                       "journey.customer_access_granted"]
@@ -174,7 +174,7 @@ async def test_yes_from_a_member_awaiting_confirmation_subscribes_and_queues_the
     await w.text("Yes")
     assert w.store.subscriber(PHONE).consent is Consent.SUBSCRIBED
     queued = [e.message for e in w.store.messages(DeliveryStatus.PENDING)]
-    assert [(m.kind, m.text) for m in queued] == [(MessageKind.WELCOME, w.replies.welcome)]
+    assert [(m.kind, m.text) for m in queued] == [(MessageKind.WELCOME, w.replies.text("welcome"))]
 
 
 async def test_a_retry_resends_only_the_failed_email() -> None:
@@ -226,3 +226,38 @@ async def test_a_paid_members_welcome_email_names_the_tier() -> None:
     await w.buy("25", "monthly")
     await w.run_journeys()
     assert "Your membership: $25 monthly." in w.email.sent[0].text
+
+
+async def test_an_unproven_sign_up_is_emailed_to_reply_yes_and_promised_no_texts_until_then() -> None:
+    w = await joined(proven=False)
+    await w.run_journeys()
+    (email,) = w.email.sent
+    assert email.subject == "Confirm your Community Weft membership by text"
+    assert "Reply YES to that text" in email.text
+    assert "Until you do, we will not send you any other texts." in email.text
+    assert "Welcome" not in email.text and "monthly care messages" not in email.text
+    assert "email sent asking the member to reply YES" in w.store.journey().steps[Step.EMAIL_SENT].detail
+
+
+async def test_a_number_that_opted_out_is_emailed_that_it_gets_no_texts_and_how_to_rejoin() -> None:
+    w = World()
+    await w.text("STOP")
+    w.clock.advance(60)
+    await w.sign_up("free")
+    await w.run_journeys()
+    (email,) = w.email.sent
+    assert email.subject == "Your Community Weft membership"
+    assert "has opted out of our texts, so we will not text you" in email.text
+    assert "text START or LOVE to us" in email.text
+    assert "Your membership is recorded: Free." in email.text
+    assert [m.kind for m in w.sms.sent] == [MessageKind.OPT_OUT_CONFIRMATION]
+    assert w.store.subscriber(PHONE).consent is Consent.OPTED_OUT
+
+
+async def test_a_proven_sign_up_gets_the_welcome_email_naming_the_program() -> None:
+    w = await joined()
+    await w.run_journeys()
+    (email,) = w.email.sent
+    assert email.subject == "Welcome to Community Weft"
+    assert email.text.startswith("Welcome to Community Weft! You are now part of our community.")
+    assert "Your membership: Free." in email.text

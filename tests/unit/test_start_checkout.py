@@ -82,6 +82,17 @@ async def test_a_web_sign_up_without_a_token_does_not_undo_an_opt_out(w: World) 
     assert w.store.subscriber(PHONE).consent is Consent.OPTED_OUT
 
 
+async def test_a_link_token_texted_before_an_opt_out_does_not_undo_it(w: World) -> None:
+    await w.text("LOVE")
+    token = w.token()
+    await w.text("STOP")
+    w.clock.advance(60)
+    await w.sign_up("free", token=token)
+    assert w.store.subscriber(PHONE).consent is Consent.OPTED_OUT
+    assert not w.store.payment().phone_proven
+    assert w.store.payment().status.value == "completed"
+
+
 async def test_the_phone_is_normalised_from_national_format(w: World) -> None:
     await w.sign_up("free", phone="(415) 555-0123")
     assert w.store.payment().phone.e164 == PHONE

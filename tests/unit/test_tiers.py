@@ -75,3 +75,28 @@ def test_free_ignores_amount_and_payment_type() -> None:
 def test_monthly_and_one_time_choices_are_labelled_with_their_cadence() -> None:
     assert choose_tier("custom", 40, "monthly", BOUNDS).label == "$40 monthly"
     assert choose_tier("10", None, "one_time", BOUNDS).label == "$10 one-time"
+
+
+@pytest.mark.parametrize(("amount", "dollars"), [("1,000", 1000), ("$25", 25), ("$1,000", 1000), ("25.00", 25),
+                                                 ("$ 40", 40)])
+def test_custom_amounts_are_read_as_people_write_them(amount: str, dollars: int) -> None:
+    assert choose_tier("custom", amount, "one_time", BOUNDS).dollars == dollars
+
+
+def test_a_custom_amount_with_cents_is_refused_with_the_reason() -> None:
+    with pytest.raises(InvalidCheckout) as raised:
+        choose_tier("custom", "12.50", "one_time", BOUNDS)
+    assert (raised.value.field, str(raised.value)) == (
+        "amount", "Amounts are in whole dollars: enter 12 or 13, not 12.50")
+
+
+@pytest.mark.parametrize(("amount", "message"), [
+    ("1,0000", "Enter the amount in whole dollars, like 25"),
+    ("1001", "Enter a whole-dollar amount between $1 and $1,000"),
+    ("$2,000", "Enter a whole-dollar amount between $1 and $1,000"),
+    ("1" * 5000 + ".50", "Enter the amount in whole dollars, like 25"),
+])
+def test_a_refused_custom_amount_says_what_to_enter(amount: str, message: str) -> None:
+    with pytest.raises(InvalidCheckout) as raised:
+        choose_tier("custom", amount, "one_time", BOUNDS)
+    assert str(raised.value) == message

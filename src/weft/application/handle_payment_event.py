@@ -181,7 +181,7 @@ class HandlePaymentEvent:
         subscriber = tx.members.get(payment.phone)
         if subscriber is None or not subscriber.may_receive(MessageKind.PAYMENT_NOTICE):
             return
-        notice = OutboundSms(outbox_key("notice", event_id), payment.phone, self._replies.payment_failed,
+        notice = OutboundSms(outbox_key("notice", event_id), payment.phone, self._replies.text("payment_failed"),
                              MessageKind.PAYMENT_NOTICE)
         tx.outbox.enqueue_once(notice, now, now)
         tx.audit.add(_payment_audit("member.told_payment_failed", payment, now))

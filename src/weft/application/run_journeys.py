@@ -10,6 +10,7 @@ import attrs
 from weft.application.journey_steps import apply_sms_entry, audit_step
 from weft.application.ports import Clock, EmailSender
 from weft.application.replies import Replies
+from weft.application.sign_up_outcome import SignUpOutcome, sign_up_outcome
 from weft.application.unit_of_work import Lease, Store, Transaction
 from weft.application.welcome_email import welcome_email
 from weft.domain.errors import JourneyBusy, UnknownJourney
@@ -133,14 +134,14 @@ class RunJourneys:
         kind = MessageKind.CONFIRMATION_REQUEST if pending else MessageKind.WELCOME
         if not subscriber.may_receive(kind):
             return None
-        text = self._replies.confirmation_request if pending else self._replies.welcome
+        text = self._replies.text("confirmation_request" if pending else "welcome")
         return OutboundSms(id=welcome_key(payment.id), to=payment.phone, text=text, kind=kind, journey_id=journey.id)
 
     async def _send_email(self, journey: Journey, payment: Payment) -> Journey:
         sms_failed = not journey.succeeded(Step.SMS_SENT)
-        result = await self._attempt_email(payment, sms_failed)
-        detail = ("welcome email sent" + (" with the SMS-failed note" if sms_failed else "")) if result.accepted \
-            else str(result.error)
+        outcome = await self._store.transaction(lambda tx: sign_up_outcome(tx.members.get(payment.phone)))
+        result = await self._attempt_email(payment, outcome, sms_failed)
+        detail = _email_detail(outcome, sms_failed) if result.accepted else str(result.error)
 
         def record(tx: Transaction, j: Journey, at: datetime) -> None:
             if result.accepted:
@@ -150,8 +151,8 @@ class RunJourneys:
 
         return await self._step(journey.id, payment, Step.EMAIL_SENT, record)
 
-    async def _attempt_email(self, payment: Payment, sms_failed: bool) -> SendResult:
-        email = welcome_email(payment, sms_failed)
+    async def _attempt_email(self, payment: Payment, outcome: SignUpOutcome, sms_failed: bool) -> SendResult:
+        email = welcome_email(payment, outcome, sms_failed, self._replies)
         for attempt in range(1, self._policy.email_attempts + 1):
             result = await self._email.send(email)
             if result.accepted or not result.transient or attempt == self._policy.email_attempts:
@@ -175,6 +176,15 @@ class RunJourneys:
             return journey
 
         return await self._store.transaction(save)
+
+
+def _email_detail(outcome: SignUpOutcome, sms_failed: bool) -> str:
+    note = " with the SMS-failed note" if sms_failed else ""
+    if outcome is SignUpOutcome.CONFIRM:
+        return "email sent asking the member to reply YES" + note
+    if outcome is SignUpOutcome.OPTED_OUT:
+        return "email sent saying the number opted out of texts"
+    return "welcome email sent" + note
 
 
 @attrs.frozen

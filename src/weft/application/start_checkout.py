@@ -6,14 +6,12 @@ from datetime import datetime
 from urllib.parse import quote
 
 import attrs
-from email_validator import EmailNotValidError, validate_email
 
+from weft.application.contact_details import email_address, phone_number
 from weft.application.fulfilment import fulfil
 from weft.application.link_tokens import LinkTokens
-from weft.application.phone_numbers import normalise_phone
 from weft.application.ports import CheckoutRequest, Clock, IdGenerator, PaymentGateway
 from weft.application.unit_of_work import Store, Transaction
-from weft.domain.errors import InvalidCheckout, InvalidPhoneNumber
 from weft.domain.journey import AuditEntry
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
@@ -41,6 +39,7 @@ class CheckoutSettings:
     bounds: AmountBounds = AmountBounds()
     default_region: str = "US"
     product_name: str = "Community Weft membership"
+    """What the checkout page calls the purchase (the `checkout_product` text)."""
 
 
 @attrs.frozen
@@ -75,9 +74,9 @@ class StartCheckout:
 
     def _validate(self, form: CheckoutForm) -> _Applicant:
         choice = choose_tier(form.tier, form.amount, form.payment_type, self._settings.bounds)
-        phone = _phone(form.phone, self._settings.default_region)
+        phone = phone_number(form.phone, self._settings.default_region)
         token_valid = isinstance(form.token, str) and self._links.verify(form.token, phone)
-        return _Applicant(choice, _email(form.email), phone, token_valid)
+        return _Applicant(choice, email_address(form.email), phone, token_valid)
 
     async def _join_free(self, applicant: _Applicant) -> CheckoutResult:
         now = self._clock.now()
@@ -115,10 +114,12 @@ class StartCheckout:
     def _payment(self, tx: Transaction, applicant: _Applicant, payment_id: str, now: datetime, session_id: str,
                  customer_id: str | None) -> Payment:
         subscriber = tx.members.get(applicant.phone)
-        # Texting in proves the phone, but a number that texted STOP has withdrawn consent: only a link token
-        # (fresh proof from the phone's holder) may bring it back.
-        texted_in = subscriber is not None and subscriber.texted_in and not subscriber.opted_out
-        proven = applicant.token_valid or texted_in
+        # A number that texted STOP has withdrawn consent, and only a text from it (START, the join word) brings it
+        # back: a web sign-up records the membership but proves nothing, even with a link token, which was texted
+        # before the STOP (a join word after it would have opted the number back in).
+        opted_out = subscriber is not None and subscriber.opted_out
+        texted_in = subscriber is not None and subscriber.texted_in
+        proven = not opted_out and (applicant.token_valid or texted_in)
         choice = applicant.choice
         return Payment(
             id=payment_id, phone=applicant.phone, email=applicant.email, tier=choice.tier,
@@ -152,24 +153,6 @@ class StartCheckout:
         """Same material within one idempotency window, same digest."""
         window = int(self._clock.now().timestamp()) // IDEMPOTENCY_WINDOW_SECONDS
         return hashlib.sha256(f"{material}|{window}".encode()).hexdigest()[:length]
-
-
-def _email(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCheckout("email", "is required")
-    try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise InvalidCheckout("email", f"is not a valid address: {exc}") from None
-
-
-def _phone(value: object, region: str) -> PhoneNumber:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCheckout("phone", "is required")
-    try:
-        return normalise_phone(value, region)
-    except InvalidPhoneNumber as exc:
-        raise InvalidCheckout("phone", f"is not valid: {exc}") from None
 
 
 def _audit(action: str, payment: Payment, now: datetime) -> AuditEntry:

@@ -2,34 +2,37 @@ from __future__ import annotations
 
 from html import escape
 
+from weft.application.replies import Replies
+from weft.application.sign_up_outcome import SignUpOutcome
 from weft.domain.messages import OutboundEmail
 from weft.domain.payment import Payment
 
-SUBJECT = "Welcome to Community Weft"
-SMS_FAILED_NOTE = (
-    "We tried to text you at {phone}, but the message could not be delivered. "
-    "Check the number, or text LOVE to us to connect your phone."
-)
+_KINDS = {
+    SignUpOutcome.JOINED: ("welcome_email_subject", "welcome_email"),
+    SignUpOutcome.CONFIRM: ("confirm_email_subject", "confirm_email"),
+    SignUpOutcome.OPTED_OUT: ("opted_out_email_subject", "opted_out_email"),
+}
 
 
-def welcome_email(payment: Payment, sms_failed: bool, program: str = "Community Weft") -> OutboundEmail:
-    """The welcome email for a completed sign-up, with a note when the welcome text could not be delivered."""
-    paragraphs = [
-        f"Welcome to {program}! You are now part of our community. We are excited to have you here.",
-        f"Your membership: {_tier_text(payment)}.",
-        "You will receive monthly care messages from our makers by SMS. Reply STOP to any text to opt out.",
-    ]
-    if sms_failed:
-        paragraphs.append(SMS_FAILED_NOTE.format(phone=payment.phone.e164))
+def welcome_email(payment: Payment, outcome: SignUpOutcome, sms_failed: bool, replies: Replies) -> OutboundEmail:
+    """The email for a completed sign-up, saying what happens with texts; with a note when the text that was due
+    (the welcome, or the request to reply YES) could not be delivered."""
+    subject_kind, body_kind = _KINDS[outcome]
+    values = {"membership": membership_text(payment), "phone": payment.phone.e164}
+    body = replies.text(body_kind, **values)
+    if sms_failed and outcome is not SignUpOutcome.OPTED_OUT:
+        body += "\n\n" + replies.text("welcome_email_sms_failed", phone=payment.phone.e164)
+    paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
     html = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
     return OutboundEmail(
-        id=f"welcome-{payment.id}", to=payment.email, subject=SUBJECT, text="\n\n".join(paragraphs),
-        html=f"<!doctype html><html><body>{html}</body></html>",
+        id=f"welcome-{payment.id}", to=payment.email, subject=replies.text(subject_kind),
+        text="\n\n".join(paragraphs), html=f"<!doctype html><html><body>{html}</body></html>",
     )
 
 
-def _tier_text(payment: Payment) -> str:
+def membership_text(payment: Payment) -> str:
+    """Free, $10 monthly, $25 one-time."""
     if payment.tier == "free":
         return "Free"
     cadence = "monthly" if payment.is_subscription else "one-time"
-    return f"${payment.amount_cents // 100} {cadence}"
+    return f"${payment.amount_cents // 100:,} {cadence}"

@@ -22,10 +22,11 @@ class UnknownSubscriber(WeftError):
 
 
 class InvalidCheckout(WeftError):
-    """One field of a checkout request is wrong; `field` names it for the page."""
+    """One field of a checkout request is wrong; `field` names it for the page, and the message is a sentence the
+    page shows a person as it is."""
 
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field} {problem}")
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
         self.field = field
 
 

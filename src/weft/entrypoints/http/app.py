@@ -56,7 +56,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
                 await runtime.stop()
             await close_clients(container)
 
-    return Starlette(
+    app = Starlette(
         routes=routes(container),
         lifespan=lifespan,
         middleware=[Middleware(Edge, foreground=container.foreground(), limits=BODY_LIMITS,
@@ -76,6 +76,8 @@ def create_app(container: Container, background: bool = True) -> Starlette:
             StoreError: _store_unavailable,
         },
     )
+    app.state.replies = container.replies()
+    return app
 
 
 class Edge:

@@ -15,6 +15,8 @@ from weft.adapters.test_mode_payments import TestModePaymentGateway
 from weft.application.handle_payment_event import HandlePaymentEvent
 from weft.application.ports import PaymentEvent
 from weft.application.receive_payment_event import ReceivePaymentEvent
+from weft.application.replies import Replies
+from weft.application.sign_up_outcome import SignUpOutcome, sign_up_outcome
 from weft.application.start_checkout import CheckoutForm, StartCheckout
 from weft.application.views import Views
 from weft.config import Settings
@@ -35,19 +37,32 @@ async def create_checkout_session(
     return JSONResponse({"url": result.url} if result.url else {"redirect": result.redirect})
 
 
+_OUTCOME_TEXTS = {
+    SignUpOutcome.JOINED: ("page_joined_title", "page_joined"),
+    SignUpOutcome.CONFIRM: ("page_confirm_title", "page_confirm"),
+    SignUpOutcome.OPTED_OUT: ("page_opted_out_title", "page_opted_out"),
+}
+
+
 @inject
 async def checkout_session_status(
-    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
+    request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"],
+    replies: Replies = Provide["replies"],
 ) -> JSONResponse:
-    """What the success page shows, and nothing more: contact details come back masked."""
+    """What the success page shows, and nothing more: contact details come back masked, and what happens with
+    texts follows the number's consent as it stands (welcome, reply YES first, or opted out)."""
     session_id = request.query_params.get("session_id", "")
     payment = await views.payment_for_session(session_id) if session_id else None
     if payment is None:
         raise HTTPException(404, "unknown session_id")
+    member = await views.subscriber_detail(payment.phone)
+    outcome = sign_up_outcome(member.subscriber if member else None)
+    title, next_steps = _OUTCOME_TEXTS[outcome]
     return JSONResponse({
         "status": payment.status.value, "tier": payment.tier, "amount": payment.amount_cents // 100,
         "payment_type": payment.payment_type.value if payment.payment_type else None,
         "email": mask_email(payment.email), "phone": payment.phone.masked, "test_mode": settings.test_mode_checkout,
+        "outcome": outcome.value, "title": replies.text(title), "next_steps": replies.text(next_steps),
     })
 
 
@@ -95,8 +110,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
     try:
         body = load_object(await request.body(), "body")
     except MalformedWebhook as exc:
-        raise InvalidCheckout("body", f"must be a JSON object: {exc}") from None
+        raise InvalidCheckout("body", f"The request must be a JSON object: {exc}") from None
     token = body.get("token")
     if isinstance(token, str) and len(token) > MAX_TOKEN_CHARS:
-        raise InvalidCheckout("token", f"is not a sign-up link token (over {MAX_TOKEN_CHARS} characters)")
+        raise InvalidCheckout("token", f"This is not a sign-up link token (it is over {MAX_TOKEN_CHARS} characters). "
+                                       f"Open the link from the text again")
     return body

@@ -12,9 +12,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from weft.adapters.test_mode_payments import TestModePaymentGateway, TestSession
+from weft.application.replies import Replies
 from weft.config import Settings
 from weft.domain.errors import PaymentProviderError
-from weft.domain.tiers import FIXED_TIERS
+from weft.domain.tiers import FIXED_TIERS, AmountBounds, bounds_message
 
 HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
@@ -47,18 +48,30 @@ def page_routes() -> list[BaseRoute]:
 
 @functools.cache
 def templates() -> Jinja2Templates:
-    return Jinja2Templates(directory=TEMPLATES_DIR)
+    return Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_program])
+
+
+def _program(request: Request) -> dict[str, str]:
+    """Every page names the program as configured (create_app keeps the texts on the app's state)."""
+    replies: Replies = request.app.state.replies
+    return {"program": replies.program_name}
 
 
 @inject
-async def landing(request: Request, settings: Settings = Provide["settings"]) -> Response:
+async def landing(request: Request, settings: Settings = Provide["settings"],
+                  replies: Replies = Provide["replies"]) -> Response:
     low, high = settings.checkout_min_dollars, settings.checkout_max_dollars
     return no_store(templates().TemplateResponse(request, "landing.html", {
         "tiers": TIERS,
         "min_amount": low,
         "max_amount": high,
-        "bounds_message": f"Enter a whole-dollar amount between ${low:,} and ${high:,}",
+        "bounds_message": bounds_message(AmountBounds(low, high)),
         "test_mode": settings.test_mode_checkout,
+        "intro": replies.text("page_intro"),
+        "what_you_get": replies.text("page_what_you_get"),
+        "disclosure": replies.text("page_disclosure"),
+        "terms_url": settings.terms_url,
+        "privacy_url": settings.privacy_url,
     }))
 
 

@@ -4,6 +4,7 @@
 
   var PHONE_KEY = "checkoutPhoneNumber";
   var TOKEN_KEY = "checkoutLinkToken";
+  var CHOICE_KEY = "checkoutTierChoice";
   var CHECKOUT_URL = "/api/stripe/create-checkout-session";
   var PHONE_SHAPE = /^\+?[0-9][0-9 ().-]{5,24}$/;
 
@@ -20,6 +21,10 @@
   var submitButton = document.getElementById("contact-submit");
   var alertRegion = document.getElementById("contact-alert");
   var continueButton = document.getElementById("continue");
+  var joiningAs = document.getElementById("joining-as");
+  var phoneField = document.getElementById("phone-field");
+  var program = document.body.dataset.program || "us";
+  var CENTS_MESSAGE = "Amounts are in whole dollars: enter {low} or {high}, not {text}";
 
   var bounds = {
     min: parseInt(form.dataset.minAmount, 10) || 1,
@@ -86,21 +91,77 @@
     var tier = selectedTier();
     customGroup.hidden = tier !== "custom";
     cadenceGroup.hidden = tier === "free";
+    continueButton.textContent = tier === "free" ? "Join for free" : "Continue to payment";
     if (tier !== "custom") { showError(customError, customInput, ""); }
   }
 
+  // The same rules as the server: "25", "$25", "1,000" and "25.00" are whole dollars; "12.50" is refused.
+  function parseAmount(raw) {
+    var text = raw.trim();
+    var whole = /^\$?\s*([0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,9})(?:\.0{1,2})?$/.exec(text);
+    if (whole) {
+      var amount = parseInt(whole[1].replace(/,/g, ""), 10);
+      return amount >= bounds.min && amount <= bounds.max ? { dollars: amount } : { error: bounds.message };
+    }
+    var cents = /^\$?\s*([0-9][0-9,]{0,12})\.([0-9]{1,2})$/.exec(text);
+    if (cents && /^[0-9]+$/.test(cents[1].replace(/,/g, ""))) {
+      var low = parseInt(cents[1].replace(/,/g, ""), 10);
+      return { error: CENTS_MESSAGE.replace("{low}", low.toLocaleString("en-US"))
+        .replace("{high}", (low + 1).toLocaleString("en-US")).replace("{text}", text) };
+    }
+    return { error: bounds.message };
+  }
+
   function customAmount() {
-    var text = customInput.value.trim();
-    if (!/^[0-9]+$/.test(text)) { return null; }
-    var amount = parseInt(text, 10);
-    return amount >= bounds.min && amount <= bounds.max ? amount : null;
+    var parsed = parseAmount(customInput.value);
+    return parsed.error ? null : parsed.dollars;
   }
 
   function validateAmount() {
     if (selectedTier() !== "custom") { return true; }
-    var ok = customAmount() !== null;
-    showError(customError, customInput, ok ? "" : bounds.message);
-    return ok;
+    var parsed = parseAmount(customInput.value);
+    showError(customError, customInput, parsed.error || "");
+    return !parsed.error;
+  }
+
+  function saveChoice() {
+    remember("sessionStorage", CHOICE_KEY, JSON.stringify(
+      { tier: selectedTier(), payment_type: paymentType(), amount: customInput.value }));
+  }
+
+  // The choice survives a reload and a cancelled checkout; a new visit (a new tab) starts on Free.
+  function restoreChoice() {
+    var saved = null;
+    try { saved = JSON.parse(recall("sessionStorage", CHOICE_KEY) || "null"); } catch (e) { saved = null; }
+    var tier = saved && form.querySelector("input[name=tier][value='" + String(saved.tier).replace(/[^a-z0-9]/g, "") + "']");
+    (tier || form.querySelector("#tier-free")).checked = true;
+    var cadence = saved && form.querySelector("#payment-" + (saved.payment_type === "monthly" ? "monthly" : "one-time"));
+    if (cadence) { cadence.checked = true; }
+    customInput.value = saved && typeof saved.amount === "string" ? saved.amount : "";
+  }
+
+  // "+1 415 ••• 0123": enough to recognise your number, not enough to read it off the screen.
+  function maskedPhone(phone) {
+    var digits = phone.replace(/[^0-9]/g, "");
+    var last = digits.slice(-4);
+    if (phone.charAt(0) === "+" && digits.charAt(0) === "1" && digits.length === 11) {
+      return "+1 " + digits.slice(1, 4) + " ••• " + last;
+    }
+    if (phone.charAt(0) === "+") { return "+" + digits.slice(0, 2) + " ••• " + last; }
+    return digits.length === 10 ? digits.slice(0, 3) + " ••• " + last : "••• " + last;
+  }
+
+  function showPhone(editing) {
+    var phone = phoneInput.value.trim();
+    var summarise = !editing && phone !== "";
+    joiningAs.hidden = !summarise;
+    phoneField.hidden = summarise;
+    document.getElementById("joining-as-text").textContent = summarise ? "Joining as " + maskedPhone(phone) : "";
+  }
+
+  function changePhone() {
+    showPhone(true);
+    phoneInput.focus();
   }
 
   function choiceSummary() {
@@ -122,6 +183,7 @@
     summary.textContent = choiceSummary();
     submitButton.textContent = selectedTier() === "free" ? "Join for free" : "Go to payment";
     if (!phoneInput.value) { phoneInput.value = recall("localStorage", PHONE_KEY) || ""; }
+    showPhone(false);
     dialog.showModal();
     emailInput.focus();
   }
@@ -133,6 +195,7 @@
       emailOk ? "" : "Enter your email address, like name@example.org");
     showError(document.getElementById("contact-phone-error"), phoneInput,
       phoneOk ? "" : "Enter your mobile phone number");
+    if (!phoneOk) { showPhone(true); }
     if (!emailOk) { emailInput.focus(); } else if (!phoneOk) { phoneInput.focus(); }
     return emailOk && phoneOk;
   }
@@ -149,6 +212,7 @@
     var message = (data && typeof data.error === "string") ? data.error : "Something went wrong. Please try again.";
     var field = data && data.field;
     if (field === "email" || field === "phone") {
+      if (field === "phone") { showPhone(true); }
       var input = field === "email" ? emailInput : phoneInput;
       showError(document.getElementById("contact-" + field + "-error"), input, message);
       input.focus();
@@ -192,7 +256,7 @@
       });
     }).catch(function () {
       setBusy(false);
-      alertRegion.textContent = "We could not reach Community Weft. Check your connection and try again.";
+      alertRegion.textContent = "We could not reach " + program + ". Check your connection and try again.";
     });
   }
 
@@ -205,11 +269,13 @@
     openDialog();
   }
 
-  form.addEventListener("change", updateTierFields);
+  form.addEventListener("change", function () { updateTierFields(); saveChoice(); });
   form.addEventListener("submit", submitTier);
   customInput.addEventListener("input", function () {
+    saveChoice();
     if (!customError.hidden && customAmount() !== null) { showError(customError, customInput, ""); }
   });
+  document.getElementById("change-phone").addEventListener("click", changePhone);
   contactForm.addEventListener("submit", submitContact);
   document.getElementById("contact-cancel").addEventListener("click", function () { dialog.close(); });
   dialog.addEventListener("close", function () {
@@ -219,6 +285,6 @@
   window.addEventListener("pageshow", function (event) { if (event.persisted) { setBusy(false); } });
 
   readLink();
-  form.querySelector("#tier-free").checked = true;
+  restoreChoice();
   updateTierFields();
 })();

@@ -9,6 +9,7 @@
   var title = document.getElementById("success-title");
   var message = document.getElementById("status-message");
   var details = document.getElementById("details");
+  var program = document.body.dataset.program || "us";
 
   function setText(id, text) {
     document.getElementById(id).textContent = text;
@@ -46,13 +47,18 @@
     document.getElementById("test-banner").hidden = !session.test_mode;
   }
 
+  // What happens with texts (welcome on its way, reply YES first, or none: opted out) comes from the server,
+  // which knows the number's consent; the page only shows it.
   function showConfirmed(session) {
-    title.textContent = "Welcome to Community Weft!";
+    title.textContent = session.title;
     message.textContent = session.tier === "free"
-      ? "You're in. Thank you for joining."
+      ? "Thank you for joining."
       : "Thank you for your support. Your payment is confirmed.";
     showDetails(session);
-    document.getElementById("next-steps").hidden = false;
+    var next = document.getElementById("next-steps");
+    next.textContent = session.next_steps;
+    next.hidden = false;
+    document.body.dataset.outcome = session.outcome;
   }
 
   function showWaiting(session, attempt) {
@@ -109,7 +115,7 @@
       })
       .then(function (session) { handle(session, attempt); })
       .catch(function (error) {
-        fail((error && error.userMessage) || "We could not reach Community Weft. Please refresh in a moment.");
+        fail((error && error.userMessage) || "We could not reach " + program + ". Please refresh in a moment.");
       });
   }
 
