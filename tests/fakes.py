@@ -4,7 +4,7 @@ import asyncio
 import copy
 import itertools
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -12,6 +12,7 @@ import attrs
 
 from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
 from weft.application.mirror import PUSHED_CURSOR
+from weft.application.paging import Page, Position, in_memory_page
 from weft.application.ports import (
     BaseNumberRow,
     BasePaymentRow,
@@ -33,7 +34,22 @@ from weft.application.unit_of_work import (
     ReceivedEvent,
     Transaction,
 )
-from weft.application.views import CampaignSummary, CareCandidate, InboundRecord, MirrorStatus, SubscriberDetail
+from weft.application.views import (
+    AuditRecord,
+    CampaignSummary,
+    CareCandidate,
+    InboundRecord,
+    MemberQuery,
+    MirrorStatus,
+    SubscriberDetail,
+    audit_position,
+    campaign_position,
+    event_position,
+    journey_position,
+    member_position,
+    outbox_position,
+    payment_position,
+)
 from weft.domain.campaign import Campaign
 from weft.domain.errors import PaymentProviderError, PaymentProviderThrottled, PaymentProviderUnavailable
 from weft.domain.journey import AuditEntry, Journey, Step
@@ -767,10 +783,10 @@ class _Leases:
             s.campaigns[key] = (s.campaigns[key][0], until)
 
 
-def _newest_first(items: Iterable[X], key: Callable[[X], tuple[datetime, str]]) -> list[X]:
-    """As the SQL views order their lists: newest first, and by id (ascending) among equals."""
-    by_id = sorted(items, key=lambda item: key(item)[1])
-    return sorted(by_id, key=lambda item: key(item)[0], reverse=True)
+def _matches(s: Subscriber, q: MemberQuery) -> bool:
+    tier_ok = q.tier is None or (q.tier in ("free", "paid") and s.membership.value == q.tier) or s.paid_tier == q.tier
+    return ((q.phone is None or s.phone == q.phone) and (q.email is None or s.email == q.email)
+            and (q.consent is None or s.consent is q.consent) and tier_ok)
 
 
 class InMemoryViews:
@@ -783,8 +799,11 @@ class InMemoryViews:
     def _state(self) -> _State:
         return self._store.state
 
-    async def subscribers(self) -> list[Subscriber]:
-        return sorted(self._state.subscribers.values(), key=lambda s: s.created_at, reverse=True)
+    async def subscribers(self, query: MemberQuery | None = None, after: Position | None = None,
+                          limit: int = 200) -> Page[Subscriber]:
+        q = query or MemberQuery()
+        found = [s for s in self._state.subscribers.values() if _matches(s, q)]
+        return in_memory_page(found, member_position, True, after, limit)
 
     async def subscriber_detail(self, phone: PhoneNumber) -> SubscriberDetail | None:
         subscriber = self._state.subscribers.get(phone.e164)
@@ -800,8 +819,8 @@ class InMemoryViews:
             outbound=[e for e in self._state.outbox.values() if e.message.to == phone],
         )
 
-    async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
-        return _newest_first(self._state.outbox.values(), lambda e: (e.created_at, e.message.id))[:limit]
+    async def outbox(self, after: Position | None = None, limit: int = 200) -> Page[OutboxEntry]:
+        return in_memory_page(self._state.outbox.values(), outbox_position, True, after, limit)
 
     async def delivery_outcomes(self, since: datetime) -> list[Outcome]:
         found = [Outcome("sms", e.created_at, outcome) for e in self._state.outbox.values()
@@ -811,24 +830,27 @@ class InMemoryViews:
                   for journey, _ in self._state.journeys.values() if journey.started_at >= since]
         return found
 
-    async def payments(self, limit: int = 200) -> list[Payment]:
-        return _newest_first(self._state.payments.values(), lambda p: (p.created_at, p.id))[:limit]
+    async def payments(self, after: Position | None = None, limit: int = 200) -> Page[Payment]:
+        return in_memory_page(self._state.payments.values(), payment_position, True, after, limit)
 
     async def payment_for_session(self, session_id: str) -> Payment | None:
         return next((p for p in self._state.payments.values() if p.checkout_session_id == session_id), None)
 
-    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
-        journeys = _newest_first((j for j, _ in self._state.journeys.values()), lambda j: (j.started_at, j.id))
-        return [j for j in journeys if j.failed_steps or not failed_only][:limit]
+    async def journeys(self, failed_only: bool = False, after: Position | None = None,
+                       limit: int = 200) -> Page[Journey]:
+        found = [j for j, _ in self._state.journeys.values() if j.failed_steps or not failed_only]
+        return in_memory_page(found, journey_position, True, after, limit)
 
-    async def received_events(self, pending_only: bool = True, limit: int = 200) -> list[ReceivedEvent]:
-        found = sorted(self._state.received_events.values(), key=lambda r: (r.received_at, r.event.id))
-        return [r for r in found if r.status == "pending" or not pending_only][:limit]
+    async def received_events(self, pending_only: bool = True, after: Position | None = None,
+                              limit: int = 200) -> Page[ReceivedEvent]:
+        found = [r for r in self._state.received_events.values() if r.status == "pending" or not pending_only]
+        return in_memory_page(found, event_position, False, after, limit)
 
-    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
-        found = [e for e in reversed(self._state.audit)
+    async def audit_log(self, action: str | None, since: datetime | None, after: Position | None = None,
+                        limit: int = 500) -> Page[AuditRecord]:
+        found = [AuditRecord(number, e) for number, e in enumerate(self._state.audit, start=1)
                  if (action is None or e.action == action) and (since is None or e.at >= since)]
-        return found[:limit]
+        return in_memory_page(found, audit_position, True, after, limit)
 
     async def consent_version(self) -> int:
         return len(self._state.history)
@@ -845,9 +867,9 @@ class InMemoryViews:
     async def queued_keys(self, keys: Collection[str]) -> set[str]:
         return {k for k in keys if k in self._state.outbox}
 
-    async def campaigns(self, limit: int = 24) -> list[CampaignSummary]:
-        found = sorted((c for c, _ in self._state.campaigns.values()), key=lambda c: c.month, reverse=True)
-        return [self._summary(c) for c in found[:limit]]
+    async def campaigns(self, after: Position | None = None, limit: int = 24) -> Page[CampaignSummary]:
+        found = [self._summary(c) for c, _ in self._state.campaigns.values()]
+        return in_memory_page(found, campaign_position, True, after, limit)
 
     async def campaign(self, campaign_id: str) -> CampaignSummary | None:
         found = self._state.campaigns.get(campaign_id)

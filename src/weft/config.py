@@ -58,6 +58,8 @@ class Settings:
     sync_reply_window_seconds: int = 600
     """A keyword text the sync finds gets its reply only when younger than this."""
     admin_token: str = attrs.field(default="", repr=False)
+    """One token, or several separated by commas (so a new one can be added before the old one is removed)."""
+    admin_session_hours: float = 12.0
     join_words: tuple[str, ...] = ("LOVE",)
     provider_sends_keyword_replies: bool = False
     program_name: str = DEFAULT_PROGRAM_NAME
@@ -101,6 +103,10 @@ class Settings:
     airtable_payments_table: str = "Payments"
     airtable_requests_per_second: float = 5.0
     """Airtable's limit is 5 requests a second per base, shared by everything that writes to the base."""
+
+    @property
+    def admin_tokens(self) -> tuple[str, ...]:
+        return tuple(token.strip() for token in self.admin_token.split(",") if token.strip())
 
     @property
     def airtable_configured(self) -> bool:
@@ -167,6 +173,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         sync_reply_window_seconds=_positive_int("WEFT_SYNC_REPLY_WINDOW_SECONDS",
                                                 get("WEFT_SYNC_REPLY_WINDOW_SECONDS", "600"), allow_zero=True),
         admin_token=get("WEFT_ADMIN_TOKEN"),
+        admin_session_hours=_positive_number("WEFT_ADMIN_SESSION_HOURS", get("WEFT_ADMIN_SESSION_HOURS", "12")),
         join_words=tuple(w.strip().upper() for w in get("WEFT_JOIN_WORDS", "LOVE").split(",") if w.strip()),
         provider_sends_keyword_replies=_flag("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES",
                                              get("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES", "false")),

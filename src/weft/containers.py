@@ -15,6 +15,7 @@ from weft.adapters.console_email import ConsoleEmailSender
 from weft.adapters.console_sms import ConsoleSmsSender
 from weft.adapters.resend_email import ResendEmailSender
 from weft.adapters.smtp_email import SmtpEmailSender
+from weft.adapters.sql.dashboard import SqlDashboard
 from weft.adapters.sql.engine import create_engine
 from weft.adapters.sql.unit_of_work import SqlStore
 from weft.adapters.sql.views import SqlViews
@@ -48,6 +49,7 @@ from weft.application.work_queue import BackgroundLoop, LeaseSettings, QueueWork
 from weft.config import Settings, quiet_hours
 from weft.domain.messages import Lane
 from weft.domain.tiers import AmountBounds
+from weft.entrypoints.http.admin_auth import AdminSessions, SignInThrottle
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,10 @@ class Container(containers.DeclarativeContainer):
     )
 
     views = providers.Singleton(SqlViews, engine, clock)
+    admin_sessions = providers.Singleton(AdminSessions, settings.provided.admin_tokens,
+                                         settings.provided.admin_session_hours)
+    sign_in_throttle = providers.Singleton(SignInThrottle)
+    dashboard = providers.Singleton(SqlDashboard, engine)
     wakeups = providers.Singleton(Wakeups)
     worker_poll_seconds = providers.Object(1.0)
     foreground = providers.Singleton(Foreground)

@@ -21,9 +21,10 @@ from weft.adapters.sql.engine import create_engine
 from weft.adapters.sql.migrate import migrate
 from weft.adapters.sql.unit_of_work import SqlStore
 from weft.adapters.sql.views import SqlViews
+from weft.application.paging import Position
 from weft.application.ports import PaymentEvent
 from weft.application.unit_of_work import Cancellation, Lease, OutboxEntry, ReceivedEvent, Store, Transaction
-from weft.application.views import SubscriberDetail, Views
+from weft.application.views import MemberQuery, SubscriberDetail, Views
 from weft.domain.campaign import Campaign, CampaignState
 from weft.domain.journey import AuditEntry, Journey, Step, StepRecord
 from weft.domain.messages import (
@@ -436,7 +437,7 @@ async def test_audit_entries_are_appended(store: Store, views: Views) -> None:
     await store.transaction(lambda tx: tx.audit.add(first))
     await store.transaction(lambda tx: tx.audit.add(second))
 
-    assert await views.audit_log(None, None) == [second, first]
+    assert [r.entry for r in (await views.audit_log(None, None)).items] == [second, first]
 
 
 # --- payments -------------------------------------------------------------------------------------------------
@@ -732,8 +733,8 @@ async def test_a_saved_event_records_its_outcome_and_only_pending_ones_are_claim
 async def test_the_view_lists_events_not_yet_processed_with_their_last_error(backend: Backend) -> None:
     retry, done = await one_retrying_one_processed(backend.store)
 
-    assert await backend.views.received_events() == [retry]
-    assert await backend.views.received_events(pending_only=False) == [retry, done]
+    assert (await backend.views.received_events()).items == [retry]
+    assert (await backend.views.received_events(pending_only=False)).items == [retry, done]
 
 
 # --- cancellations --------------------------------------------------------------------------------------------
@@ -1301,7 +1302,7 @@ async def test_a_unit_of_work_that_raises_leaves_no_trace(store: Store, views: V
 
     assert await store.transaction(read_back) == [None, None, None, None, None, 0, None, [], [], [], True, True,
                                                   True]
-    assert await views.audit_log(None, None) == []
+    assert (await views.audit_log(None, None)).items == []
     assert await views.subscriber_detail(PHONE) is None
 
 
@@ -1342,7 +1343,61 @@ async def test_the_admin_lists_come_newest_first_and_by_id_among_equals(store: S
     await store.transaction(write)
     await store.transaction(lambda tx: tx.outbox.enqueue_once(sms("m-c"), later(5), later(5)))
 
-    assert [j.id for j in await views.journeys()] == ["c", "a", "b"]
-    assert [p.id for p in await views.payments()] == ["pay-c", "pay-a", "pay-b"]
-    assert [e.message.id for e in await views.outbox()] == ["m-c", "m-a", "m-b"]
-    assert [j.id for j in await views.journeys(limit=1)] == ["c"]
+    assert [j.id for j in (await views.journeys()).items] == ["c", "a", "b"]
+    assert [p.id for p in (await views.payments()).items] == ["pay-c", "pay-a", "pay-b"]
+    assert [e.message.id for e in (await views.outbox()).items] == ["m-c", "m-a", "m-b"]
+    assert [j.id for j in (await views.journeys(limit=1)).items] == ["c"]
+
+
+async def _walk(read: Callable[[Position | None], Any]) -> list[list[str]]:
+    """Every page of a list, following its cursors, as lists of keys."""
+    pages, after = [], None
+    while True:
+        page = await read(after)
+        pages.append(page.items)
+        if page.next is None:
+            return pages
+        after = Position.decode(page.next)
+
+
+async def test_every_list_pages_by_cursor_through_ties_without_gaps_or_repeats(store: Store, views: Views) -> None:
+    def write(tx: Transaction) -> None:
+        for index in range(7):
+            phone = PhoneNumber(f"+1415555{index:04d}")
+            at = later(index // 3)  # three members share each second: the cursor must break the ties
+            tx.members.save(attrs.evolve(subscriber(phone), created_at=at))
+            tx.payments.save(attrs.evolve(payment(f"pay-{index}"), created_at=at))
+            tx.audit.add(AuditEntry("member.joined", at, phone.e164))
+
+    await store.transaction(write)
+
+    members = await _walk(lambda after: views.subscribers(after=after, limit=3))
+    payments = await _walk(lambda after: views.payments(after=after, limit=2))
+    audit = await _walk(lambda after: views.audit_log(None, None, after=after, limit=4))
+    assert [[s.phone.e164[-4:] for s in page] for page in members] == [
+        ["0006", "0003", "0004"], ["0005", "0000", "0001"], ["0002"]]
+    assert [p.id for page in payments for p in page] == ["pay-6", "pay-3", "pay-4", "pay-5", "pay-0", "pay-1",
+                                                        "pay-2"]
+    assert [len(page) for page in audit] == [4, 3]
+    assert [r.entry.phone[-4:] for page in audit for r in page if r.entry.phone] == [
+        "0006", "0003", "0004", "0005", "0000", "0001", "0002"]
+
+
+async def test_members_are_found_by_number_email_consent_and_tier(store: Store, views: Views) -> None:
+    def write(tx: Transaction) -> None:
+        tx.members.save(subscriber(PHONE, email="ada@example.org", consent=Consent.SUBSCRIBED))
+        tx.members.save(subscriber(OTHER_PHONE, consent=Consent.OPTED_OUT, membership=Membership.PAID,
+                                   paid_tier="10"))
+
+    await store.transaction(write)
+
+    async def phones(query: MemberQuery) -> list[str]:
+        return [s.phone.e164 for s in (await views.subscribers(query)).items]
+
+    assert await phones(MemberQuery(phone=PHONE)) == [PHONE.e164]
+    assert await phones(MemberQuery(email="ada@example.org")) == [PHONE.e164]
+    assert await phones(MemberQuery(consent=Consent.OPTED_OUT)) == [OTHER_PHONE.e164]
+    assert await phones(MemberQuery(tier="paid")) == [OTHER_PHONE.e164]
+    assert await phones(MemberQuery(tier="10")) == [OTHER_PHONE.e164]
+    assert await phones(MemberQuery(tier="free", consent=Consent.SUBSCRIBED)) == [PHONE.e164]
+    assert await phones(MemberQuery(email="nobody@example.org")) == []

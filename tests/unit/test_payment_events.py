@@ -56,7 +56,7 @@ async def test_an_outage_keeps_the_event_pending_with_its_error_and_backs_off(w:
     await w.process_events()
     assert received(w) == {"status": "pending", "attempts": 1, "due": w.clock.now() + timedelta(seconds=2),
                            "error": "provider down"}
-    (shown,) = await w.views.received_events()
+    (shown,) = (await w.views.received_events()).items
     assert (shown.event.id, shown.error) == ("evt_1", "provider down")
 
 

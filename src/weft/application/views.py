@@ -7,6 +7,7 @@ from typing import Protocol
 import attrs
 
 from weft.application.delivery_stats import Outcome
+from weft.application.paging import Page, Position
 from weft.application.unit_of_work import CampaignCounts, MirrorBacklog, OutboxEntry, ReceivedEvent
 from weft.domain.campaign import Campaign
 from weft.domain.journey import AuditEntry, Journey
@@ -75,6 +76,51 @@ class CampaignSummary:
 
 
 @attrs.frozen
+class MemberQuery:
+    """Which members a list shows: one number or email (exact, as normalised), a consent, a tier (`free`, `paid`
+    or a paid tier's name)."""
+
+    phone: PhoneNumber | None = None
+    email: str | None = None
+    consent: Consent | None = None
+    tier: str | None = None
+
+
+@attrs.frozen
+class AuditRecord:
+    id: int
+    entry: AuditEntry
+
+
+def member_position(s: Subscriber) -> Position:
+    return Position(s.created_at, s.phone.e164)
+
+
+def payment_position(p: Payment) -> Position:
+    return Position(p.created_at, p.id)
+
+
+def journey_position(j: Journey) -> Position:
+    return Position(j.started_at, j.id)
+
+
+def outbox_position(e: OutboxEntry) -> Position:
+    return Position(e.created_at, e.message.id)
+
+
+def audit_position(r: AuditRecord) -> Position:
+    return Position(r.entry.at, f"{r.id:012d}")
+
+
+def event_position(r: ReceivedEvent) -> Position:
+    return Position(r.received_at, r.event.id)
+
+
+def campaign_position(s: CampaignSummary) -> Position:
+    return Position(None, s.campaign.month)
+
+
+@attrs.frozen
 class MirrorStatus:
     """Where the copy in the organisers' base stands: what waits, and when a push last landed."""
 
@@ -85,8 +131,9 @@ class MirrorStatus:
 class Views(Protocol):
     """Reads for the admin, the CLI and the preview: typed read models, never the write repositories."""
 
-    async def subscribers(self) -> list[Subscriber]:
-        """Every subscriber, newest first."""
+    async def subscribers(self, query: MemberQuery | None = None, after: Position | None = None,
+                          limit: int = 200) -> Page[Subscriber]:
+        """The members `query` picks, newest first (by number among equals), the page after `after`."""
         ...
 
     async def subscriber_detail(self, phone: PhoneNumber) -> SubscriberDetail | None:
@@ -98,27 +145,30 @@ class Views(Protocol):
         stands now."""
         ...
 
-    async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
-        """The newest outbox entries."""
+    async def outbox(self, after: Position | None = None, limit: int = 200) -> Page[OutboxEntry]:
+        """Outbox entries, newest first."""
         ...
 
-    async def payments(self, limit: int = 200) -> list[Payment]:
-        """The newest payments."""
+    async def payments(self, after: Position | None = None, limit: int = 200) -> Page[Payment]:
+        """Payments, newest first."""
         ...
 
     async def payment_for_session(self, session_id: str) -> Payment | None:
         """The payment opened by this checkout session."""
         ...
 
-    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
-        """The newest journeys, or only those with a failed step."""
+    async def journeys(self, failed_only: bool = False, after: Position | None = None,
+                       limit: int = 200) -> Page[Journey]:
+        """Journeys newest first, or only those with a failed step."""
         ...
 
-    async def received_events(self, pending_only: bool = True, limit: int = 200) -> list[ReceivedEvent]:
+    async def received_events(self, pending_only: bool = True, after: Position | None = None,
+                              limit: int = 200) -> Page[ReceivedEvent]:
         """Payment events as received, oldest first; by default only those not processed yet."""
         ...
 
-    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
+    async def audit_log(self, action: str | None, since: datetime | None, after: Position | None = None,
+                        limit: int = 500) -> Page[AuditRecord]:
         """Audit entries, newest first, filtered by action and time."""
         ...
 
@@ -139,7 +189,7 @@ class Views(Protocol):
         """Which of these outbox keys exist."""
         ...
 
-    async def campaigns(self, limit: int = 24) -> list[CampaignSummary]:
+    async def campaigns(self, after: Position | None = None, limit: int = 24) -> Page[CampaignSummary]:
         """The newest campaigns with their counts."""
         ...
 

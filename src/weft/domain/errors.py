@@ -74,3 +74,7 @@ class MirrorUnavailable(WeftError):
 class MirrorRejected(WeftError):
     """The organisers' base refused the records for good (a missing field, a wrong type, a bad token): it will
     refuse them again until an organiser fixes the base or the settings."""
+
+
+class InvalidCursor(WeftError):
+    """A page cursor that no list handed out (altered, truncated, or from another list)."""

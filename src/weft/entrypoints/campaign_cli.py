@@ -79,7 +79,7 @@ async def _preview(container: Container, month: CareMonth | None) -> CarePreview
 
 async def _campaigns(container: Container) -> list[CampaignSummary]:
     try:
-        return await container.views().campaigns()
+        return (await container.views().campaigns()).items
     finally:
         await close_clients(container)
 

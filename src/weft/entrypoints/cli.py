@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from dependency_injector import providers
 
+from weft.application.paging import Position
 from weft.application.phone_numbers import normalise_phone
 from weft.bootstrap import bootstrap, configure_logging
 from weft.config import ConfigError, Settings
@@ -69,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync-bird", help="fetch texts Bird handled without Weft (Flow Builder automations, "
                                                   "lost webhooks) since the last sync, apply them, send what is due")
     sync.set_defaults(run=_sync_bird)
-    listing = commands.add_parser("subscribers", help="list subscribers as a table")
+    listing = commands.add_parser("subscribers", help="list subscribers as a table, newest first")
+    listing.add_argument("--limit", type=int, default=None, help="show at most this many")
     listing.set_defaults(run=_subscribers)
     campaign_cli.add_commands(commands)
     airtable_cli.add_commands(commands)
@@ -223,19 +225,33 @@ async def _sync_bird_async(container: Container) -> int:
     return 0
 
 
+SUBSCRIBER_COLUMNS = (("PHONE", 16), ("CONSENT", 10), ("MEMBERSHIP", 14), ("LAST MESSAGE", 30), ("UPDATED", 16))
+
+
 def _subscribers(container: Container, args: argparse.Namespace) -> int:
-    subscribers = asyncio.run(container.views().subscribers())
+    """Newest first, a page of 500 at a time, so a large community is never held in memory at once."""
+    _print_row([name for name, _ in SUBSCRIBER_COLUMNS])
+    asyncio.run(_print_subscribers(container, args.limit))
     container.store().close()
-    rows = [("PHONE", "CONSENT", "MEMBERSHIP", "LAST MESSAGE", "UPDATED")]
-    rows += [
-        (s.phone.e164, s.consent.value, s.paid_tier or s.membership.value, (s.last_message or "")[:30],
-         s.updated_at.strftime("%Y-%m-%d %H:%M"))
-        for s in subscribers
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+async def _print_subscribers(container: Container, limit: int | None) -> None:
+    views, after, shown = container.views(), None, 0
+    while limit is None or shown < limit:
+        size = 500 if limit is None else min(500, limit - shown)
+        page = await views.subscribers(after=after, limit=size)
+        for s in page.items:
+            _print_row([s.phone.e164, s.consent.value, s.paid_tier or s.membership.value,
+                        (s.last_message or "")[:30], s.updated_at.strftime("%Y-%m-%d %H:%M")])
+        shown += len(page.items)
+        if page.next is None:
+            return
+        after = Position.decode(page.next)
+
+
+def _print_row(cells: list[str]) -> None:
+    print("  ".join(cell.ljust(width) for cell, (_, width) in zip(cells, SUBSCRIBER_COLUMNS, strict=True)).rstrip())
 
 
 if __name__ == "__main__":

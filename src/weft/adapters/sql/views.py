@@ -4,7 +4,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Collection
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -18,10 +18,26 @@ from weft.adapters.sql.payments import audit_from_row, payment_from_row
 from weft.adapters.sql.received_events import received_event_from_row
 from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
 from weft.application.mirror import PUSHED_CURSOR
+from weft.application.paging import Page, Position, page_of
 from weft.application.ports import Clock
 from weft.application.unit_of_work import OutboxEntry, ReceivedEvent
-from weft.application.views import CampaignSummary, CareCandidate, InboundRecord, MirrorStatus, SubscriberDetail
-from weft.domain.journey import AuditEntry, Journey, Step
+from weft.application.views import (
+    AuditRecord,
+    CampaignSummary,
+    CareCandidate,
+    InboundRecord,
+    MemberQuery,
+    MirrorStatus,
+    SubscriberDetail,
+    audit_position,
+    campaign_position,
+    event_position,
+    journey_position,
+    member_position,
+    outbox_position,
+    payment_position,
+)
+from weft.domain.journey import Journey, Step
 from weft.domain.messages import DeliveryState, DeliveryStatus, MessageKind
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
@@ -36,9 +52,13 @@ class SqlViews:
     def __init__(self, engine: sa.Engine, clock: Clock) -> None:
         self._engine, self._clock = engine, clock
 
-    async def subscribers(self) -> list[Subscriber]:
-        query = sa.select(t.subscribers).order_by(t.subscribers.c.created_at.desc())
-        return await self._read(lambda c: [subscriber_from_row(row) for row in c.execute(query)])
+    async def subscribers(self, query: MemberQuery | None = None, after: Position | None = None,
+                          limit: int = 200) -> Page[Subscriber]:
+        m = t.subscribers.c
+        select = _ordered(sa.select(t.subscribers).where(*_member_filter(query or MemberQuery())),
+                          m.created_at, m.phone, after)
+        return await self._read(lambda c: page_of(
+            [subscriber_from_row(row) for row in c.execute(select.limit(limit + 1))], limit, member_position))
 
     async def subscriber_detail(self, phone: PhoneNumber) -> SubscriberDetail | None:
         return await self._read(lambda c: _detail(c, phone))
@@ -46,36 +66,45 @@ class SqlViews:
     async def delivery_outcomes(self, since: datetime) -> list[Outcome]:
         return await self._read(lambda c: _delivery_outcomes(c, since))
 
-    async def outbox(self, limit: int = 200) -> list[OutboxEntry]:
-        return await self._read(lambda c: _outbox(c, limit))
+    async def outbox(self, after: Position | None = None, limit: int = 200) -> Page[OutboxEntry]:
+        return await self._read(lambda c: page_of(_outbox(c, limit + 1, after=after), limit, outbox_position))
 
-    async def payments(self, limit: int = 200) -> list[Payment]:
-        return await self._read(lambda c: _payments(c, limit))
+    async def payments(self, after: Position | None = None, limit: int = 200) -> Page[Payment]:
+        return await self._read(lambda c: page_of(_payments(c, limit + 1, after=after), limit, payment_position))
 
     async def payment_for_session(self, session_id: str) -> Payment | None:
-        found = await self._read(lambda c: _payments(c, 1, session_id))
+        found = await self._read(lambda c: _payments(c, 1, session_id=session_id))
         return found[0] if found else None
 
-    async def journeys(self, failed_only: bool = False, limit: int = 200) -> list[Journey]:
-        query = sa.select(t.journeys).order_by(t.journeys.c.started_at.desc(), t.journeys.c.id).limit(limit)
+    async def journeys(self, failed_only: bool = False, after: Position | None = None,
+                       limit: int = 200) -> Page[Journey]:
+        j = t.journeys.c
+        query = _ordered(sa.select(t.journeys), j.started_at, j.id, after)
         if failed_only:
-            query = query.where(t.journeys.c.has_failed_step.is_(True))
-        return await self._read(lambda c: [journey_from_row(row) for row in c.execute(query)])
+            query = query.where(j.has_failed_step.is_(True))
+        return await self._read(lambda c: page_of(
+            [journey_from_row(row) for row in c.execute(query.limit(limit + 1))], limit, journey_position))
 
-    async def received_events(self, pending_only: bool = True, limit: int = 200) -> list[ReceivedEvent]:
+    async def received_events(self, pending_only: bool = True, after: Position | None = None,
+                              limit: int = 200) -> Page[ReceivedEvent]:
         r = t.received_events.c
-        query = sa.select(t.received_events).order_by(r.received_at, r.event_id).limit(limit)
+        query = _ordered(sa.select(t.received_events), r.received_at, r.event_id, after, newest_first=False)
         if pending_only:
             query = query.where(r.status == "pending")
-        return await self._read(lambda c: [received_event_from_row(row) for row in c.execute(query)])
+        return await self._read(lambda c: page_of(
+            [received_event_from_row(row) for row in c.execute(query.limit(limit + 1))], limit, event_position))
 
-    async def audit_log(self, action: str | None, since: datetime | None, limit: int = 500) -> list[AuditEntry]:
-        query = sa.select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+    async def audit_log(self, action: str | None, since: datetime | None, after: Position | None = None,
+                        limit: int = 500) -> Page[AuditRecord]:
+        a = t.audit_log.c
+        query = _ordered(sa.select(t.audit_log), a.at, a.id, after, key_type=int)
         if action:
-            query = query.where(t.audit_log.c.action == action)
+            query = query.where(a.action == action)
         if since is not None:
-            query = query.where(t.audit_log.c.at >= since)
-        return await self._read(lambda c: [audit_from_row(row) for row in c.execute(query)])
+            query = query.where(a.at >= since)
+        return await self._read(lambda c: page_of(
+            [AuditRecord(row.id, audit_from_row(row)) for row in c.execute(query.limit(limit + 1))], limit,
+            audit_position))
 
     async def consent_version(self) -> int:
         return await self._read(lambda c: int(c.execute(CONSENT_VERSION).scalar() or 0))
@@ -92,12 +121,15 @@ class SqlViews:
         query = sa.select(t.outbox.c.id).where(t.outbox.c.id.in_(list(keys)))
         return await self._read(lambda c: {row[0] for row in c.execute(query)})
 
-    async def campaigns(self, limit: int = 24) -> list[CampaignSummary]:
-        query = sa.select(t.campaigns).order_by(t.campaigns.c.month.desc()).limit(limit)
+    async def campaigns(self, after: Position | None = None, limit: int = 24) -> Page[CampaignSummary]:
+        month = t.campaigns.c.month
+        query = sa.select(t.campaigns).order_by(month.desc()).limit(limit + 1)
+        if after is not None:
+            query = query.where(month < after.key)
         now = self._clock.now()
-        return await self._read(lambda c: [
+        return await self._read(lambda c: page_of([
             CampaignSummary(campaign_from_row(row), campaign_counts(c, row.id, now)) for row in c.execute(query)
-        ])
+        ], limit, campaign_position))
 
     async def campaign(self, campaign_id: str) -> CampaignSummary | None:
         query = sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)
@@ -159,15 +191,17 @@ def _delivery_outcomes(c: sa.Connection, since: datetime) -> list[Outcome]:
     return found
 
 
-def _outbox(c: sa.Connection, limit: int, phone: str | None = None) -> list[OutboxEntry]:
-    query = sa.select(t.outbox).order_by(t.outbox.c.created_at.desc(), t.outbox.c.id).limit(limit)
+def _outbox(c: sa.Connection, limit: int, phone: str | None = None,
+            after: Position | None = None) -> list[OutboxEntry]:
+    query = _ordered(sa.select(t.outbox), t.outbox.c.created_at, t.outbox.c.id, after).limit(limit)
     if phone is not None:
         query = query.where(t.outbox.c.phone == phone)
     return [entry_from_row(row) for row in c.execute(query)]
 
 
-def _payments(c: sa.Connection, limit: int, session_id: str | None = None) -> list[Payment]:
-    query = sa.select(t.payments).order_by(t.payments.c.created_at.desc(), t.payments.c.id).limit(limit)
+def _payments(c: sa.Connection, limit: int, session_id: str | None = None,
+              after: Position | None = None) -> list[Payment]:
+    query = _ordered(sa.select(t.payments), t.payments.c.created_at, t.payments.c.id, after).limit(limit)
     if session_id is not None:
         query = query.where(t.payments.c.checkout_session_id == session_id)
     return [payment_from_row(row) for row in c.execute(query)]
@@ -190,3 +224,29 @@ def _detail(c: sa.Connection, phone: PhoneNumber) -> SubscriberDetail | None:
         inbound=[InboundRecord(r.provider_id, r.text, r.received_at, r.processed_at, r.error) for r in inbound],
         outbound=list(reversed(_outbox(c, 1000, phone.e164))),
     )
+
+
+def _ordered(query: sa.Select[Any], at: sa.ColumnElement[Any], key: sa.ColumnElement[Any],
+             after: Position | None, newest_first: bool = True, key_type: Callable[[str], Any] = str) -> sa.Select[Any]:
+    """The keyset page order (by time, then key ascending among equals) and the rows beyond `after`."""
+    query = query.order_by(at.desc() if newest_first else at.asc(), key.asc())
+    if after is None or after.at is None:
+        return query
+    beyond = at < after.at if newest_first else at > after.at
+    return query.where(sa.or_(beyond, sa.and_(at == after.at, key > key_type(after.key))))
+
+
+def _member_filter(q: MemberQuery) -> list[sa.ColumnElement[bool]]:
+    m = t.subscribers.c
+    found: list[sa.ColumnElement[bool]] = []
+    if q.phone is not None:
+        found.append(m.phone == q.phone.e164)
+    if q.email is not None:
+        found.append(m.email == q.email)
+    if q.consent is not None:
+        found.append(m.consent == q.consent.value)
+    if q.tier in ("free", "paid"):
+        found.append(m.membership == q.tier)
+    elif q.tier:
+        found.append(m.paid_tier == q.tier)
+    return found

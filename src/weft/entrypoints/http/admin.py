@@ -1,51 +1,45 @@
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 from dependency_injector.wiring import Provide, inject
+from starlette.authentication import requires
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from weft.application.delivery_stats import delivery_stats as stats_of
+from weft.application.paging import Position, after_of, limit_of
 from weft.application.phone_numbers import normalise_phone
 from weft.application.ports import Clock
 from weft.application.run_journeys import RetryJourney
 from weft.application.sync_messages import SyncProviderMessages
 from weft.application.unit_of_work import OutboxEntry, ReceivedEvent
-from weft.application.views import Views
+from weft.application.views import MemberQuery, Views
 from weft.config import Settings
 from weft.domain.errors import ProviderUnavailable
 from weft.domain.journey import Journey
 from weft.domain.payment import Payment
-from weft.domain.subscriber import Subscriber
+from weft.domain.subscriber import Consent, Subscriber
 
 
-def require_admin(request: Request, settings: Settings) -> None:
-    """401 unless the request carries the configured admin bearer token."""
-    if not settings.admin_token:
-        raise HTTPException(401, "admin API is disabled: set WEFT_ADMIN_TOKEN to enable it")
-    supplied = request.headers.get("authorization", "")
-    if not hmac.compare_digest(supplied.encode(), f"Bearer {settings.admin_token}".encode()):
-        raise HTTPException(401, "missing or wrong bearer token")
-
-
+@requires("admin", status_code=401)
 @inject
 async def list_subscribers(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    require_admin(request, settings)
-    return JSONResponse({"subscribers": [subscriber_json(s) for s in await views.subscribers()]})
+    after, limit = page_args(request)
+    page = await views.subscribers(member_query(request, settings), after, limit)
+    return JSONResponse({"subscribers": [subscriber_json(s) for s in page.items], "next": page.next})
 
 
+@requires("admin", status_code=401)
 @inject
 async def show_subscriber(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    require_admin(request, settings)
     phone = normalise_phone(request.path_params["phone"], settings.default_region)
     detail = await views.subscriber_detail(phone)
     if detail is None:
@@ -59,17 +53,19 @@ async def show_subscriber(
     })
 
 
+@requires("admin", status_code=401)
 @inject
 async def list_messages(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    require_admin(request, settings)
-    return JSONResponse({"messages": [outbox_json(e) for e in await views.outbox()]})
+    page = await views.outbox(*page_args(request))
+    return JSONResponse({"messages": [outbox_json(e) for e in page.items], "next": page.next})
 
 
 MAX_STATS_HOURS = 24 * 31
 
 
+@requires("admin", status_code=401)
 @inject
 async def delivery_stats(
     request: Request, views: Views = Provide["views"], clock: Clock = Provide["clock"],
@@ -77,7 +73,6 @@ async def delivery_stats(
 ) -> JSONResponse:
     """SMS and email over the last `hours` (default 24), in hourly buckets: pending, sent, delivered, failed and
     the success rate."""
-    require_admin(request, settings)
     raw = request.query_params.get("hours", "24")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_STATS_HOURS:
         raise HTTPException(400, f"hours must be a whole number from 1 to {MAX_STATS_HOURS}, not {raw[:20]!r}")
@@ -86,12 +81,12 @@ async def delivery_stats(
     return JSONResponse(stats_of(await views.delivery_outcomes(window), now, hours))
 
 
+@requires("admin", status_code=401)
 @inject
 async def sync_bird(
     request: Request, sync: SyncProviderMessages = Provide["sync_bird"], settings: Settings = Provide["settings"],
 ) -> JSONResponse:
     """Run the Bird automation sync now and say what it found (409 while another process runs it)."""
-    require_admin(request, settings)
     if not settings.bird_sync_available:
         raise HTTPException(409, "the Bird sync needs BIRD_API_KEY, BIRD_WORKSPACE_ID and BIRD_CHANNEL_ID")
     try:
@@ -102,12 +97,12 @@ async def sync_bird(
     return JSONResponse(summary.as_json(), status_code=409 if summary.busy else 200)
 
 
+@requires("admin", status_code=401)
 @inject
 async def airtable_status(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"],
 ) -> JSONResponse:
     """The copies waiting for the organisers' Airtable base, the last push that landed and the last error."""
-    require_admin(request, settings)
     if not settings.airtable_configured:
         return JSONResponse({"configured": False})
     found = await views.mirror_status()
@@ -147,50 +142,70 @@ def plain(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
 
 
+@requires("admin", status_code=401)
 @inject
 async def list_payments(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    require_admin(request, settings)
-    return JSONResponse({"payments": [payment_json(p) for p in await views.payments()]})
+    page = await views.payments(*page_args(request))
+    return JSONResponse({"payments": [payment_json(p) for p in page.items], "next": page.next})
 
 
+@requires("admin", status_code=401)
 @inject
 async def list_payment_events(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
     """Payment events received but not applied yet, oldest first, with their last error (?all=true: every one)."""
-    require_admin(request, settings)
     pending_only = request.query_params.get("all", "").lower() not in ("1", "true", "yes")
-    return JSONResponse({"events": [received_event_json(r) for r in await views.received_events(pending_only)]})
+    page = await views.received_events(pending_only, *page_args(request))
+    return JSONResponse({"events": [received_event_json(r) for r in page.items], "next": page.next})
 
 
+@requires("admin", status_code=401)
 @inject
 async def list_journeys(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    require_admin(request, settings)
     failed_only = request.query_params.get("failed", "").lower() in ("1", "true", "yes")
-    return JSONResponse({"journeys": [journey_json(j) for j in await views.journeys(failed_only)]})
+    page = await views.journeys(failed_only, *page_args(request))
+    return JSONResponse({"journeys": [journey_json(j) for j in page.items], "next": page.next})
 
 
+@requires("admin", status_code=401)
 @inject
 async def list_audit(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    require_admin(request, settings)
-    since = _since(request.query_params.get("since"))
-    entries = await views.audit_log(request.query_params.get("action") or None, since)
-    return JSONResponse({"entries": [plain(attrs.asdict(e)) for e in entries]})
+    since = since_of(request.query_params.get("since"))
+    page = await views.audit_log(request.query_params.get("action") or None, since, *page_args(request))
+    return JSONResponse({"entries": [plain(attrs.asdict(r.entry)) for r in page.items], "next": page.next})
 
 
+@requires("admin", status_code=401)
 @inject
 async def retry_journey(
     request: Request, retry: RetryJourney = Provide["retry_journey"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    require_admin(request, settings)
     retried = await retry(request.path_params["journey_id"])
     return JSONResponse({"journey": journey_json(retried.journey), "retrying": retried.steps}, status_code=202)
+
+
+def page_args(request: Request, default_limit: int = 50) -> tuple[Position | None, int]:
+    """`after` (a cursor from the previous page's `next`) and `limit` (1 to 500) of a list request."""
+    return after_of(request.query_params.get("after")), limit_of(request.query_params.get("limit"), default_limit)
+
+
+def member_query(request: Request, settings: Settings) -> MemberQuery:
+    """`q` (a phone in any format, or an email), `consent` and `tier` of a member search."""
+    params = request.query_params
+    q = (params.get("q") or "").strip()
+    phone = normalise_phone(q, settings.default_region) if q and "@" not in q else None
+    consent = params.get("consent") or None
+    if consent is not None and consent not in {c.value for c in Consent}:
+        raise HTTPException(400, f"consent must be one of {', '.join(c.value for c in Consent)}")
+    return MemberQuery(phone=phone, email=q.lower() if "@" in q else None,
+                       consent=Consent(consent) if consent else None, tier=params.get("tier") or None)
 
 
 def payment_json(p: Payment) -> dict[str, Any]:
@@ -219,7 +234,7 @@ def journey_json(j: Journey) -> dict[str, Any]:
     })
 
 
-def _since(value: str | None) -> datetime | None:
+def since_of(value: str | None) -> datetime | None:
     if not value:
         return None
     try:

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weft.application.pacing import Foreground
@@ -17,6 +17,7 @@ from weft.application.unit_of_work import StoreError
 from weft.containers import Container
 from weft.domain.errors import (
     InvalidCheckout,
+    InvalidCursor,
     InvalidPhoneNumber,
     InvalidSignature,
     JourneyBusy,
@@ -26,7 +27,8 @@ from weft.domain.errors import (
     UnknownCampaign,
     UnknownJourney,
 )
-from weft.entrypoints.http import admin, bird_webhook, campaigns, checkout, pages, twilio_webhook
+from weft.entrypoints.http import admin, admin_site, bird_webhook, campaigns, checkout, pages, twilio_webhook
+from weft.entrypoints.http.admin_auth import admin_middleware
 from weft.entrypoints.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     """The HTTP app. With `background`, its lifespan also runs the background runtime (the send pipeline,
     journeys, cancellations, campaigns and the monthly scheduler; see weft.entrypoints.runtime), which first picks
     up whatever a crash left pending; otherwise a `weft worker` process runs it."""
-    container.wire(modules=[admin, campaigns, checkout, pages])
+    container.wire(modules=[admin, admin_site, campaigns, checkout, pages])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -68,6 +70,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
             InvalidSignature: _unauthorized,
             UnknownJourney: _not_found,
             UnknownCampaign: _not_found,
+            InvalidCursor: _bad_request,
             JourneyBusy: _conflict,
             PaymentProviderUnavailable: _unavailable,
             PaymentProviderError: _provider_refused,
@@ -77,6 +80,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
         },
     )
     app.state.replies = container.replies()
+    app.state.admin_sessions = container.admin_sessions()
     return app
 
 
@@ -145,7 +149,7 @@ async def close_clients(container: Container) -> None:
 
 
 def routes(container: Container) -> list[BaseRoute]:
-    return [*provider_routes(container), *other_routes()]
+    return [*provider_routes(container), *other_routes(), *admin_routes(container)]
 
 
 def provider_routes(container: Container) -> list[BaseRoute]:
@@ -176,21 +180,34 @@ def other_routes() -> list[BaseRoute]:
         Route("/api/stripe/create-checkout-session", checkout.create_checkout_session, methods=["POST"]),
         Route("/api/stripe/session", checkout.checkout_session_status, methods=["GET"]),
         Route("/test-checkout/{session_id}/pay", checkout.pay_test_checkout, methods=["POST"]),
-        Route("/api/admin/payments", admin.list_payments, methods=["GET"]),
-        Route("/api/admin/payment-events", admin.list_payment_events, methods=["GET"]),
-        Route("/api/admin/journeys", admin.list_journeys, methods=["GET"]),
-        Route("/api/admin/journeys/{journey_id}/retry", admin.retry_journey, methods=["POST"]),
-        Route("/api/admin/audit", admin.list_audit, methods=["GET"]),
-        Route("/api/admin/subscribers", admin.list_subscribers, methods=["GET"]),
-        Route("/api/admin/subscribers/{phone}", admin.show_subscriber, methods=["GET"]),
-        Route("/api/admin/messages", admin.list_messages, methods=["GET"]),
-        Route("/api/admin/stats", admin.delivery_stats, methods=["GET"]),
-        Route("/api/admin/airtable", admin.airtable_status, methods=["GET"]),
-        Route("/api/bird/sync-automation", admin.sync_bird, methods=["GET", "POST"]),
-        Route("/api/bird/send-monthly-messages", campaigns.send_monthly_messages, methods=["GET", "POST"]),
-        Route("/api/admin/campaigns", campaigns.list_campaigns, methods=["GET"]),
-        Route("/api/admin/campaigns/{campaign_id}", campaigns.show_campaign, methods=["GET"]),
     ]
+
+
+def admin_routes(container: Container) -> list[BaseRoute]:
+    """Everything an organiser may do, under mounts that share one authentication middleware (bearer token or
+    session cookie; see admin_auth): the admin site, its JSON API, and the two admin routes the seed system
+    put under /api/bird/, kept where integrations already call them."""
+    guard = admin_middleware(container.settings(), container.admin_sessions())
+    api = [
+        Route("/payments", admin.list_payments, methods=["GET"]),
+        Route("/payment-events", admin.list_payment_events, methods=["GET"]),
+        Route("/journeys", admin.list_journeys, methods=["GET"]),
+        Route("/journeys/{journey_id}/retry", admin.retry_journey, methods=["POST"]),
+        Route("/audit", admin.list_audit, methods=["GET"]),
+        Route("/subscribers", admin.list_subscribers, methods=["GET"]),
+        Route("/subscribers/{phone}", admin.show_subscriber, methods=["GET"]),
+        Route("/messages", admin.list_messages, methods=["GET"]),
+        Route("/stats", admin.delivery_stats, methods=["GET"]),
+        Route("/airtable", admin.airtable_status, methods=["GET"]),
+        Route("/campaigns", campaigns.list_campaigns, methods=["GET"]),
+        Route("/campaigns/{campaign_id}", campaigns.show_campaign, methods=["GET"]),
+    ]
+    seed = [
+        Route("/sync-automation", admin.sync_bird, methods=["GET", "POST"]),
+        Route("/send-monthly-messages", campaigns.send_monthly_messages, methods=["GET", "POST"]),
+    ]
+    return [Mount("/api/admin", routes=api, middleware=guard), Mount("/api/bird", routes=seed, middleware=guard),
+            Mount("/admin", routes=admin_site.site_routes(), middleware=guard)]
 
 
 async def healthz(request: Request) -> Response:

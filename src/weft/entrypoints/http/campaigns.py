@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from dependency_injector.wiring import Provide, inject
+from starlette.authentication import requires
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -13,11 +14,12 @@ from weft.config import Settings
 from weft.domain.care import CareMonth
 from weft.domain.errors import UnknownCampaign
 from weft.domain.messages import DeliveryStatus
-from weft.entrypoints.http.admin import plain, require_admin
+from weft.entrypoints.http.admin import page_args, plain
 
 TRUE = ("1", "true", "yes")
 
 
+@requires("admin", status_code=401)
 @inject
 async def send_monthly_messages(
     request: Request, start: StartMonthlyCare = Provide["start_monthly_care"],
@@ -25,26 +27,27 @@ async def send_monthly_messages(
 ) -> JSONResponse:
     """`?dryRun=true`: what this month's run would do, nothing sent. Otherwise start or resume this month's run
     (once per member per month, so calling it again is harmless) and answer its summary at once."""
-    require_admin(request, settings)
     month = _month(request.query_params.get("month"))
     if request.query_params.get("dryRun", "").lower() in TRUE:
         return JSONResponse({"dry_run": True, **preview_json(await preview(month))})
     return JSONResponse({"campaign": campaign_json(await start(month))}, status_code=202)
 
 
+@requires("admin", status_code=401)
 @inject
 async def list_campaigns(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    require_admin(request, settings)
-    return JSONResponse({"campaigns": [campaign_json(c) for c in await views.campaigns()]})
+    after, limit = page_args(request, default_limit=24)
+    page = await views.campaigns(after, limit)
+    return JSONResponse({"campaigns": [campaign_json(c) for c in page.items], "next": page.next})
 
 
+@requires("admin", status_code=401)
 @inject
 async def show_campaign(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    require_admin(request, settings)
     campaign_id = request.path_params["campaign_id"]
     summary = await views.campaign(campaign_id)
     if summary is None:
