@@ -134,6 +134,7 @@ class FakePaymentGateway:
         self.requests: dict[str, CheckoutRequest] = {}
         self.subscriptions: dict[str, SubscriptionState] = {}
         self.cancelled: list[str] = []
+        self.portals: list[tuple[str, str]] = []
         self.unavailable = False
         self.throttled: float | None = None
         self.calls = 0
@@ -188,6 +189,11 @@ class FakePaymentGateway:
         if subscription_id in self.subscriptions:
             self.subscriptions[subscription_id] = attrs.evolve(self.subscriptions[subscription_id],
                                                                status="canceled")
+
+    async def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        self._check()
+        self.portals.append((customer_id, return_url))
+        return f"https://billing.test/p/session_{len(self.portals)}"
 
     def _check(self) -> None:
         if self.throttled is not None:
@@ -340,6 +346,11 @@ class _Payments:
         live = {"active", "past_due", "processing"}
         return [p.subscription_id for p in self.state.payments.values()
                 if p.phone == phone and p.subscription_id and p.status.value in live]
+
+    def of_member(self, phone: PhoneNumber, email: str | None = None) -> list[Payment]:
+        found = [p for p in self.state.payments.values()
+                 if p.phone == phone or (email is not None and p.email == email)]
+        return copy.deepcopy(sorted(found, key=lambda p: (p.created_at, p.id)))
 
     def _first(self, matches: Callable[[Payment], bool]) -> Payment | None:
         return copy.deepcopy(next((p for p in self.state.payments.values() if matches(p)), None))

@@ -39,16 +39,65 @@ class Replies:
         "Your Community Weft payment did not go through. Please update your card to keep your membership. "
         "Reply HELP for help, STOP to opt out."
     )
+    thanks_gift: str = (
+        "Thank you for your {amount} gift to {program}! Your membership stays {tier}. Reply STOP to opt out."
+    )
+    thanks_plan: str = (
+        "Thank you! Your {program} membership is now {tier}. Text {membership_word} to change or cancel it, "
+        "STOP to opt out."
+    )
+    already_member: str = (
+        "You are already part of {program} ({tier}), so nothing changes. Thank you for being here! "
+        "Reply STOP to opt out."
+    )
+    thanks_subject: str = "Thank you from {program}"
+    membership_link: str = (
+        "Change or cancel your {program} plan here: {portal_link} (this link works for {minutes} minutes)"
+    )
+    membership_none: str = (
+        "{program}: this number has no monthly plan with us, so there is nothing to change. "
+        "To join or give, text {join_word}."
+    )
+    membership_link_expired: str = (
+        "This link has expired or is not valid. Text {membership_word} to us for a new one; it works for "
+        "{minutes} minutes."
+    )
+    already_monthly: str = (
+        "This number or email already has a monthly plan with {program}, so we will not start a second one. "
+        "To change or cancel it, text {membership_word} to us and open the link we send back. "
+        "A one-time gift is always welcome."
+    )
+    test_portal: str = (
+        "Test mode: this page stands in for Stripe's customer portal. With a Stripe key, {program} sends you to "
+        "Stripe here, where you can update your card, switch plan or cancel. Nothing is charged in test mode."
+    )
+    membership_word: str = "MEMBERSHIP"
+    membership_link_minutes: int = 15
 
     def join_link(self, phone: PhoneNumber, token: str | None = None) -> str:
         link = f"{self.public_url.rstrip('/')}/?phone={quote(phone.e164, safe='')}"
         return f"{link}&t={token}" if token else link
 
-    def render(self, template: str, phone: PhoneNumber, join_word: str = "LOVE", token: str | None = None) -> str:
+    def membership_page(self, phone: PhoneNumber, token: str) -> str:
+        """The short-lived link a MEMBERSHIP reply carries: it leads to the payment provider's portal."""
+        return f"{self.public_url.rstrip('/')}/membership?phone={quote(phone.e164, safe='')}&t={token}"
+
+    def render(self, template: str, phone: PhoneNumber, join_word: str = "LOVE", token: str | None = None,
+               **extra: str) -> str:
+        """The template with its placeholders filled; `extra` adds placeholders of one kind of text ({tier},
+        {amount}, {portal_link})."""
         return template.format(
             program=self.program_name,
             link=self.join_link(phone, token),
             join_word=join_word,
             frequency=self.frequency,
             support=self.support_contact,
+            membership_word=self.membership_word,
+            minutes=self.membership_link_minutes,
+            **extra,
         )
+
+    def plain(self, template: str, join_word: str = "LOVE") -> str:
+        """A text that names no phone (a page, an error): the program's placeholders filled."""
+        return template.format(program=self.program_name, join_word=join_word, support=self.support_contact,
+                               membership_word=self.membership_word, minutes=self.membership_link_minutes)

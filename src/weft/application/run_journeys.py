@@ -11,10 +11,11 @@ from weft.application.journey_steps import apply_sms_entry, audit_step
 from weft.application.ports import Clock, EmailSender
 from weft.application.replies import Replies
 from weft.application.unit_of_work import Lease, Store, Transaction
-from weft.application.welcome_email import welcome_email
+from weft.application.welcome_email import thank_you_email, welcome_email
 from weft.domain.errors import JourneyBusy, UnknownJourney
 from weft.domain.journey import AuditEntry, Journey, Step
-from weft.domain.messages import MessageKind, OutboundSms, SendResult
+from weft.domain.membership import Greeting, Tier, dollars
+from weft.domain.messages import MessageKind, OutboundEmail, OutboundSms, SendResult
 from weft.domain.payment import Payment
 from weft.domain.subscriber import Consent, Subscriber
 
@@ -130,15 +131,27 @@ class RunJourneys:
         if subscriber is None:
             return None
         pending = subscriber.consent is Consent.PENDING
-        kind = MessageKind.CONFIRMATION_REQUEST if pending else MessageKind.WELCOME
+        if pending:
+            kind, text = MessageKind.CONFIRMATION_REQUEST, self._replies.confirmation_request
+        elif journey.greeting is Greeting.WELCOME:
+            kind, text = MessageKind.WELCOME, self._replies.welcome
+        else:
+            kind, text = MessageKind.THANK_YOU, self._thanks(journey.greeting, payment, subscriber)
         if not subscriber.may_receive(kind):
             return None
-        text = self._replies.confirmation_request if pending else self._replies.welcome
         return OutboundSms(id=welcome_key(payment.id), to=payment.phone, text=text, kind=kind, journey_id=journey.id)
+
+    def _thanks(self, greeting: Greeting, payment: Payment, subscriber: Subscriber | None) -> str:
+        """The thank-you for a later gift, plan or sign-up, naming the tier the member is on now."""
+        templates = {Greeting.THANKS_FOR_GIFT: self._replies.thanks_gift,
+                     Greeting.THANKS_FOR_PLAN: self._replies.thanks_plan}
+        template = templates.get(greeting, self._replies.already_member)
+        tier = subscriber.tier if subscriber is not None else Tier.of(payment)
+        return self._replies.render(template, payment.phone, tier=tier.label, amount=dollars(payment.amount_cents))
 
     async def _send_email(self, journey: Journey, payment: Payment) -> Journey:
         sms_failed = not journey.succeeded(Step.SMS_SENT)
-        result = await self._attempt_email(payment, sms_failed)
+        result = await self._attempt_email(payment, sms_failed, journey.greeting)
         detail = ("welcome email sent" + (" with the SMS-failed note" if sms_failed else "")) if result.accepted \
             else str(result.error)
 
@@ -150,14 +163,22 @@ class RunJourneys:
 
         return await self._step(journey.id, payment, Step.EMAIL_SENT, record)
 
-    async def _attempt_email(self, payment: Payment, sms_failed: bool) -> SendResult:
-        email = welcome_email(payment, sms_failed)
+    async def _attempt_email(self, payment: Payment, sms_failed: bool, greeting: Greeting) -> SendResult:
+        if greeting is Greeting.WELCOME:
+            email = welcome_email(payment, sms_failed)
+        else:
+            email = await self._thank_you(payment, greeting)
         for attempt in range(1, self._policy.email_attempts + 1):
             result = await self._email.send(email)
             if result.accepted or not result.transient or attempt == self._policy.email_attempts:
                 return result
             await asyncio.sleep(self._policy.email_delays[min(attempt - 1, len(self._policy.email_delays) - 1)])
         raise AssertionError("unreachable: the last attempt returns")
+
+    async def _thank_you(self, payment: Payment, greeting: Greeting) -> OutboundEmail:
+        subscriber = await self._store.transaction(lambda tx: tx.members.get(payment.phone))
+        subject = self._replies.render(self._replies.thanks_subject, payment.phone)
+        return thank_you_email(payment, subject, self._thanks(greeting, payment, subscriber))
 
     async def _step(self, journey_id: str, payment: Payment, step: Step,
                     change: Callable[[Transaction, Journey, datetime], None]) -> Journey:
