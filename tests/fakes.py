@@ -132,6 +132,7 @@ class FakePaymentGateway:
         self.customers: dict[str, CustomerRecord] = {}
         self.sessions: dict[str, SessionState] = {}
         self.requests: dict[str, CheckoutRequest] = {}
+        self.requests_made: list[CheckoutRequest] = []
         self.subscriptions: dict[str, SubscriptionState] = {}
         self.cancelled: list[str] = []
         self.portals: list[tuple[str, str]] = []
@@ -152,6 +153,7 @@ class FakePaymentGateway:
         session_id = next((s for s, r in self.requests.items() if r.idempotency_key == request.idempotency_key),
                           f"cs_{next(self._n)}")
         self.requests[session_id] = request
+        self.requests_made.append(request)
         self.sessions.setdefault(session_id, SessionState(
             session_id, "open", "unpaid", "subscription" if request.monthly else "payment", request.customer_id,
             None, None, None, request.amount_cents, dict(request.metadata)))

@@ -58,7 +58,11 @@ class Settings:
     sync_reply_window_seconds: int = 600
     """A keyword text the sync finds gets its reply only when younger than this."""
     admin_token: str = attrs.field(default="", repr=False)
+    public_url_configured: bool = True
+    """WEFT_PUBLIC_URL (or NGROK_URL) was set; without it links use the address `weft serve` listens on."""
     join_words: tuple[str, ...] = ("LOVE",)
+    membership_words: tuple[str, ...] = ("MEMBERSHIP",)
+    """Texting one of these gets a short-lived link to the payment provider's customer portal."""
     provider_sends_keyword_replies: bool = False
     program_name: str = "The Weft"
     support_contact: str = "support@example.org"
@@ -139,6 +143,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
     return Settings(
         database_url=get("WEFT_DATABASE_URL", DEFAULT_DATABASE_URL),
         public_url=get("WEFT_PUBLIC_URL", get("NGROK_URL", DEFAULT_PUBLIC_URL)),
+        public_url_configured=bool(get("WEFT_PUBLIC_URL") or get("NGROK_URL")),
         sms_provider=get("WEFT_SMS_PROVIDER", "console").lower(),
         bird_api_url=get("BIRD_API_URL", DEFAULT_BIRD_API_URL),
         bird_workspace_id=get("BIRD_WORKSPACE_ID"),
@@ -157,6 +162,8 @@ def _from_env(env: Mapping[str, str]) -> Settings:
                                                 get("WEFT_SYNC_REPLY_WINDOW_SECONDS", "600"), allow_zero=True),
         admin_token=get("WEFT_ADMIN_TOKEN"),
         join_words=tuple(w.strip().upper() for w in get("WEFT_JOIN_WORDS", "LOVE").split(",") if w.strip()),
+        membership_words=tuple(w.strip().upper() for w in get("WEFT_MEMBERSHIP_WORDS", "MEMBERSHIP").split(",")
+                               if w.strip()),
         provider_sends_keyword_replies=_flag("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES",
                                              get("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES", "false")),
         program_name=get("WEFT_PROGRAM_NAME", "The Weft"),
@@ -265,6 +272,8 @@ def _validate(s: Settings) -> None:
         )
     if not s.join_words:
         raise ConfigError("WEFT_JOIN_WORDS must name at least one word")
+    if not s.membership_words:
+        raise ConfigError("WEFT_MEMBERSHIP_WORDS must name at least one word")
     _validate_payments_and_email(s)
     _validate_sending(s)
     if s.sms_provider == "bird":

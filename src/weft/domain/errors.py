@@ -59,3 +59,12 @@ class PaymentProviderError(WeftError):
 
 class ProviderUnavailable(WeftError):
     """An SMS provider could not be read now (network, 429, 5xx): try again later."""
+
+
+class PlanExists(InvalidCheckout):
+    """The number or email already has a monthly plan, so a second one would bill twice; the message says what to
+    do instead, in words for the member."""
+
+    def __init__(self, message: str) -> None:
+        WeftError.__init__(self, message)
+        self.field = "payment_type"

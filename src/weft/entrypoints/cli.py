@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dependency_injector import providers
 
 from weft.application.phone_numbers import normalise_phone
-from weft.bootstrap import bootstrap, configure_logging
+from weft.bootstrap import bootstrap, configure_logging, listen_url
 from weft.config import ConfigError, Settings
 from weft.containers import Container
 from weft.domain.errors import InvalidPhoneNumber, ProviderUnavailable
@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging()
+    listening = listen_url(args.host, args.port) if args.command == "serve" else None
     try:
-        container = bootstrap()
+        container = bootstrap(listening=listening)
     except ConfigError as exc:
         print(f"weft: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -53,9 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "--background", choices=["process", "inline"], default=None,
         help="where applying inbound texts, outbox delivery, journeys and cancellations run: a `weft worker` "
              "child process on its own core (the default on PostgreSQL with Stripe), or inside the web process "
-             "(the default on SQLite, whose "
-             "single write lock would starve a second process under load, and in test mode, whose checkout "
-             "lives in this process's memory)",
+             "(the default on SQLite, whose single write lock would starve a second process under load)",
     )
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run the background work (inbound texts, sends, journeys, "
@@ -102,7 +101,7 @@ def freeze_startup_objects() -> None:
 
 
 def _inline_by_default(settings: Settings) -> bool:
-    return settings.test_mode_checkout or settings.database_url.startswith("sqlite")
+    return settings.database_url.startswith("sqlite")
 
 
 class WorkerProcess:
