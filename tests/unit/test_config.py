@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from weft.bootstrap import MaskPhones
+from weft.bootstrap import MaskPhones, listen_url
 from weft.config import ConfigError, load_settings
 
 
@@ -132,3 +132,25 @@ def test_a_bad_sync_setting_fails_naming_it(name: str, value: str) -> None:
 def test_the_sync_runs_every_15_minutes_and_replies_within_10_by_default() -> None:
     settings = load_settings({}, env_file=None)
     assert (settings.sync_interval_minutes, settings.sync_reply_window_seconds) == (15, 600)
+
+
+def test_without_a_public_url_the_settings_leave_it_to_the_address_weft_serve_listens_on() -> None:
+    assert not load_settings({}, env_file=None).public_url_configured
+    assert load_settings({"WEFT_PUBLIC_URL": "https://sms.example.org"}, env_file=None).public_url_configured
+
+
+@pytest.mark.parametrize(("host", "port", "url"), [
+    ("127.0.0.1", 8080, "http://127.0.0.1:8080"),
+    ("0.0.0.0", 8000, "http://127.0.0.1:8000"),
+    ("localhost", 9000, "http://localhost:9000"),
+    ("::1", 8000, "http://[::1]:8000"),
+])
+def test_the_listening_address_makes_the_default_link_base(host: str, port: int, url: str) -> None:
+    assert listen_url(host, port) == url
+
+
+def test_membership_words_are_configurable_and_never_empty() -> None:
+    settings = load_settings({"WEFT_MEMBERSHIP_WORDS": "plan, Account"}, env_file=None)
+    assert settings.membership_words == ("PLAN", "ACCOUNT")
+    with pytest.raises(ConfigError, match="WEFT_MEMBERSHIP_WORDS"):
+        load_settings({"WEFT_MEMBERSHIP_WORDS": " , "}, env_file=None)

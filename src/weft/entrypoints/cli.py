@@ -224,9 +224,9 @@ async def _sync_bird_async(container: Container) -> int:
 def _subscribers(container: Container, args: argparse.Namespace) -> int:
     subscribers = asyncio.run(container.views().subscribers())
     container.store().close()
-    rows = [("PHONE", "CONSENT", "MEMBERSHIP", "LAST MESSAGE", "UPDATED")]
+    rows = [("PHONE", "CONSENT", "TIER", "LAST MESSAGE", "UPDATED")]
     rows += [
-        (s.phone.e164, s.consent.value, s.paid_tier or s.membership.value, (s.last_message or "")[:30],
+        (s.phone.e164, s.consent.value, s.tier.label, (s.last_message or "")[:30],
          s.updated_at.strftime("%Y-%m-%d %H:%M"))
         for s in subscribers
     ]

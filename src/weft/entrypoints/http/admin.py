@@ -104,7 +104,7 @@ async def sync_bird(
 def subscriber_json(s: Subscriber) -> dict[str, Any]:
     return plain({
         "phone": s.phone.e164, "consent": s.consent.value, "membership": s.membership.value,
-        "paid_tier": s.paid_tier, "consent_changed_at": s.consent_changed_at,
+        "paid_tier": s.paid_tier, "tier": s.tier.label, "consent_changed_at": s.consent_changed_at,
         "consent_message_id": s.consent_message_id, "last_message": s.last_message,
         "last_message_at": s.last_message_at, "created_at": s.created_at, "updated_at": s.updated_at,
     })
