@@ -153,3 +153,20 @@ def test_a_second_monthly_plan_in_test_mode_goes_to_the_portal_stand_in(app: Run
     assert page.status_code == 200
     assert "Test mode: this page stands in for Stripe&#39;s customer portal" in page.text
     assert 'href="https://sms.example.com/?phone=%2B14155550123"' in page.text
+
+
+def test_a_membership_link_while_stripe_refuses_the_portal_shows_a_page_to_try_later(
+    stripe_app: RunningApp, stripe_server: LoopbackStripe, bird: LoopbackBird
+) -> None:
+    paying_member(stripe_app, stripe_server, bird)
+    text_in(stripe_app, "MEMBERSHIP", "membership-1")
+    stripe_app.wait_for(lambda: bird.texts()[-1].startswith("Change or cancel"))
+    link = urlsplit(bird.texts()[-1].split("here: ")[1].split(" ")[0])
+    stripe_server.fail_next(400, {"error": {"type": "invalid_request_error",
+                                            "message": "No configuration provided and your test mode default "
+                                                       "configuration has not been created."}})
+
+    page = stripe_app.client.get(f"{link.path}?{link.query}", follow_redirects=False)
+
+    assert page.status_code == 503
+    assert "We could not open your membership page just now" in page.text

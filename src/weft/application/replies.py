@@ -62,6 +62,10 @@ class Replies:
         "This link has expired or is not valid. Text {membership_word} to us for a new one; it works for "
         "{minutes} minutes."
     )
+    membership_unavailable: str = (
+        "We could not open your membership page just now. Please try again in a few minutes, or write to "
+        "{support}."
+    )
     already_monthly: str = (
         "This number or email already has a monthly plan with {program}, so we will not start a second one. "
         "To change or cancel it, text {membership_word} to us and open the link we send back. "

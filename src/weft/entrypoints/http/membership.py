@@ -3,6 +3,8 @@ portal's stand-in."""
 
 from __future__ import annotations
 
+import logging
+
 from dependency_injector.wiring import Provide, inject
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -12,8 +14,10 @@ from weft.adapters.test_mode_payments import TestModePaymentGateway
 from weft.application.membership_portal import OpenMembershipPortal, PortalOutcome
 from weft.application.replies import Replies
 from weft.config import Settings
-from weft.domain.errors import PaymentProviderError
+from weft.domain.errors import PaymentProviderError, PaymentProviderUnavailable
 from weft.entrypoints.http.pages import no_store, not_found, templates
+
+log = logging.getLogger(__name__)
 
 
 def membership_routes() -> list[BaseRoute]:
@@ -28,13 +32,21 @@ async def open_portal(request: Request, open_membership: OpenMembershipPortal = 
                       replies: Replies = Provide["replies"], settings: Settings = Provide["settings"]) -> Response:
     """A valid link for a number with a plan goes on to the portal; any other gets a page saying what to do."""
     params = request.query_params
-    visit = await open_membership(params.get("phone", ""), params.get("t", ""))
+    try:
+        visit = await open_membership(params.get("phone", ""), params.get("t", ""))
+    except (PaymentProviderError, PaymentProviderUnavailable) as exc:  # either way the member can only try later
+        log.warning("the customer portal could not be opened: %s", exc)
+        return _page(request, replies, replies.membership_unavailable, settings, status_code=503)
     if visit.outcome is PortalOutcome.OPENED and visit.url:
         return no_store(RedirectResponse(visit.url, status_code=303))
-    join_word = settings.join_words[0]
     text = replies.membership_link_expired if visit.outcome is PortalOutcome.EXPIRED else replies.membership_none
+    return _page(request, replies, text, settings)
+
+
+def _page(request: Request, replies: Replies, text: str, settings: Settings, status_code: int = 200) -> Response:
     return no_store(templates().TemplateResponse(request, "membership.html", {
-        "program": replies.program_name, "message": replies.plain(text, join_word)}))
+        "program": replies.program_name, "message": replies.plain(text, settings.join_words[0])},
+        status_code=status_code))
 
 
 @inject
