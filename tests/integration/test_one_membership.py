@@ -1,4 +1,5 @@
 """One membership per number, end to end: the tier follows the plan, the welcome goes once, a second monthly plan
+from weft.config import Settings
 goes to the customer portal, MEMBERSHIP texts a link to it, and LOVE twice in a row sends one link."""
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from tests.integration.test_bird_webhook import PHONE, text_in
 from tests.integration.test_email_adapters import Inbox
 from tests.integration.test_membership_flow import WELCOME, journeys, love_token
 from tests.integration.test_stripe_flow import CHECKOUT, deliver_and_apply, paying_member
+from weft.config import Settings
 
-GIFT_THANKS = "Thank you for your $25 gift to The Weft! Your membership stays $10 monthly. Reply STOP to opt out."
+PROGRAM = Settings().program_name
+GIFT_THANKS = f"Thank you for your $25 gift to {PROGRAM}! Your membership stays $10 monthly. Reply STOP to opt out."
 
 
 def checkout(app: RunningApp, tier: str, payment_type: str, token: str | None) -> dict[str, Any]:
@@ -50,7 +53,7 @@ def test_a_gift_from_a_monthly_member_is_thanked_by_text_and_email_and_keeps_the
     stripe_app.wait_for(lambda: len(bird.texts()) == 3)
     assert bird.texts()[1:] == [WELCOME, GIFT_THANKS]
     stripe_app.wait_for(lambda: len(smtp_inbox[0].envelopes) == 2)
-    assert subjects(smtp_inbox[0]) == ["Welcome to Community Weft", "Thank you from The Weft"]
+    assert subjects(smtp_inbox[0]) == ["Welcome to Community Weft", f"Thank you from {PROGRAM}"]
     member = stripe_app.admin(f"/api/admin/subscribers/{PHONE}").json()
     assert (member["tier"], member["paid_tier"]) == ("$10 monthly", "10")
 
@@ -95,7 +98,8 @@ def test_membership_texts_a_short_lived_link_that_leads_to_the_portal(
     stripe_app.wait_for(lambda: len(bird.texts()) == sent + 1)
 
     reply = bird.texts()[-1]
-    assert reply.startswith("Change or cancel your The Weft plan here: https://sms.example.com/membership?phone=")
+    assert reply.startswith(f"Change or cancel your {PROGRAM} plan here: "
+                            "https://sms.example.com/membership?phone=")
     link = urlsplit(reply.split("here: ")[1].split(" ")[0])
     opened = stripe_app.client.get(f"{link.path}?{link.query}", follow_redirects=False)
     assert opened.status_code == 303
@@ -110,7 +114,7 @@ def test_membership_from_a_number_without_a_plan_gets_a_kind_answer(app: Running
     text_in(app, "MEMBERSHIP", "membership-1")
     app.wait_for(lambda: len(bird.texts()) == 1)
 
-    assert bird.texts() == ["The Weft: this number has no monthly plan with us, so there is nothing to change. "
+    assert bird.texts() == [f"{PROGRAM}: this number has no monthly plan with us, so there is nothing to change. "
                             "To join or give, text LOVE."]
 
 
@@ -125,7 +129,7 @@ def test_an_opted_out_number_gets_nothing_for_membership(app: RunningApp, bird: 
     app.wait_for(lambda: len(bird.texts()) == 3)
 
     assert bird.texts()[1].startswith("You have been successfully unsubscribed.")
-    assert bird.texts()[2].startswith("The Weft: you have opted out")
+    assert bird.texts()[2].startswith(f"{PROGRAM}: you have opted out")
     assert [m["kind"] for m in app.admin("/api/admin/messages").json()["messages"]] == [
         "help", "opt_out_confirmation", "join_link"]
 
@@ -136,8 +140,8 @@ def test_a_second_love_within_ten_minutes_gets_no_second_link(app: RunningApp, b
     text_in(app, "HELP", "help-1")
     app.wait_for(lambda: len(bird.texts()) == 2)
 
-    assert bird.texts()[0].startswith("Thanks for joining The Weft! Click here: ")
-    assert bird.texts()[1].startswith("The Weft: 1 care message a month.")
+    assert bird.texts()[0].startswith(f"Thanks for joining {PROGRAM}! Click here: ")
+    assert bird.texts()[1].startswith(f"{PROGRAM}: 1 care message a month.")
 
 
 def test_a_second_monthly_plan_in_test_mode_goes_to_the_portal_stand_in(app: RunningApp, bird: LoopbackBird) -> None:

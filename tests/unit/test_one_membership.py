@@ -10,10 +10,13 @@ import pytest
 from tests.unit.harness import EMAIL, PHONE, PUBLIC_URL, World
 from weft.application.fulfilment import welcomed_key
 from weft.application.membership_portal import PortalOutcome
+from weft.application.replies import Replies
 from weft.domain.errors import PlanExists
 from weft.domain.membership import Greeting
 from weft.domain.messages import MessageKind
 from weft.domain.tiers import PaymentType
+
+PROGRAM = Replies().program_name
 
 
 @pytest.fixture
@@ -52,10 +55,10 @@ async def test_the_second_payment_is_thanked_and_the_welcome_goes_once(w: World)
 
     assert len(texts(w, MessageKind.WELCOME)) == 1
     assert texts(w, MessageKind.THANK_YOU) == [
-        "Thank you for your $25 gift to The Weft! Your membership stays $10 monthly. Reply STOP to opt out."]
+        f"Thank you for your $25 gift to {PROGRAM}! Your membership stays $10 monthly. Reply STOP to opt out."]
     welcome, thanks = w.email.sent
     assert welcome.subject == "Welcome to Community Weft"
-    assert (thanks.subject, thanks.to) == ("Thank you from The Weft", EMAIL)
+    assert (thanks.subject, thanks.to) == (f"Thank you from {PROGRAM}", EMAIL)
     assert "$25 gift" in thanks.text and "Welcome" not in thanks.text
 
 
@@ -66,7 +69,7 @@ async def test_a_free_member_who_starts_a_plan_is_thanked_for_the_plan(w: World)
     await w.run_journeys()
 
     assert texts(w, MessageKind.THANK_YOU) == [
-        "Thank you! Your The Weft membership is now $5 monthly. Text MEMBERSHIP to change or cancel it, "
+        f"Thank you! Your {PROGRAM} membership is now $5 monthly. Text MEMBERSHIP to change or cancel it, "
         "STOP to opt out."]
 
 
@@ -78,7 +81,7 @@ async def test_a_repeat_free_sign_up_is_told_nothing_changes_instead_of_a_second
 
     assert len(texts(w, MessageKind.WELCOME)) == 1
     assert texts(w, MessageKind.THANK_YOU) == [
-        "You are already part of The Weft (Free), so nothing changes. Thank you for being here! "
+        f"You are already part of {PROGRAM} (Free), so nothing changes. Thank you for being here! "
         "Reply STOP to opt out."]
 
 
@@ -179,7 +182,7 @@ async def test_membership_from_a_number_without_a_plan_says_so_and_how_to_join(w
     await w.deliver()
 
     assert texts(w, MessageKind.MEMBERSHIP_INFO) == [
-        "The Weft: this number has no monthly plan with us, so there is nothing to change. "
+        f"{PROGRAM}: this number has no monthly plan with us, so there is nothing to change. "
         "To join or give, text LOVE."]
     assert texts(w, MessageKind.MEMBERSHIP_LINK) == []
 
