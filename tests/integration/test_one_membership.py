@@ -174,3 +174,11 @@ def test_a_membership_link_while_stripe_refuses_the_portal_shows_a_page_to_try_l
 
     assert page.status_code == 503
     assert "We could not open your membership page just now" in page.text
+
+
+def test_a_membership_link_with_a_bad_number_or_token_only_says_the_link_is_not_valid(app: RunningApp) -> None:
+    for query in ("", "?phone=12&t=x", "?phone=%2B14155550123", "?phone=" + "9" * 500 + "&t=" + "f" * 500 + ".x",
+                  "?phone=%2B14155550123&t=ffffffffffffffffffff.x", "?phone=%F0%9F%98%80&t=%F0%9F%98%80"):
+        page = app.client.get(f"/membership{query}", follow_redirects=False)
+        assert page.status_code == 200, query
+        assert "This link has expired or is not valid" in page.text
