@@ -56,6 +56,7 @@ def test_a_gift_from_a_monthly_member_is_thanked_by_text_and_email_and_keeps_the
     assert subjects(smtp_inbox[0]) == ["Welcome to Community Weft", f"Thank you from {PROGRAM}"]
     member = stripe_app.admin(f"/api/admin/subscribers/{PHONE}").json()
     assert (member["tier"], member["paid_tier"]) == ("$10 monthly", "10")
+    assert [j["greeting"] for j in journeys(stripe_app)] == ["thanks_gift", "welcome"]
 
 
 def test_a_second_monthly_checkout_from_the_link_goes_to_stripes_customer_portal(

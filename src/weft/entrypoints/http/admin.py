@@ -196,7 +196,7 @@ def received_event_json(r: ReceivedEvent) -> dict[str, Any]:
 def journey_json(j: Journey) -> dict[str, Any]:
     return plain({
         "id": j.id, "payment_id": j.payment_id, "started_at": j.started_at, "completed_at": j.completed_at,
-        "steps": {s.value: plain(attrs.asdict(r)) for s, r in j.steps.items()},
+        "greeting": j.greeting.value, "steps": {s.value: plain(attrs.asdict(r)) for s, r in j.steps.items()},
         "failed_steps": {s.value: error for s, error in j.failed_steps.items()},
     })
 
