@@ -12,6 +12,7 @@ from weft.application.fulfilment import welcomed_key
 from weft.application.membership_portal import PortalOutcome
 from weft.application.replies import Replies
 from weft.domain.errors import PlanExists
+from weft.domain.journey import Step
 from weft.domain.membership import Greeting
 from weft.domain.messages import MessageKind
 from weft.domain.tiers import PaymentType
@@ -59,7 +60,9 @@ async def test_the_second_payment_is_thanked_and_the_welcome_goes_once(w: World)
     welcome, thanks = w.email.sent
     assert welcome.subject == "Welcome to Community Weft"
     assert (thanks.subject, thanks.to) == (f"Thank you from {PROGRAM}", EMAIL)
-    assert "$25 gift" in thanks.text and "Welcome" not in thanks.text
+    assert thanks.text == f"Thank you for your $25 gift to {PROGRAM}! Your membership stays $10 monthly."
+    assert w.store.state.journeys[f"jny_{thanks.id.removeprefix('thanks-')}"][0].steps[Step.EMAIL_SENT].detail == (
+        "thank-you email sent")
 
 
 async def test_a_free_member_who_starts_a_plan_is_thanked_for_the_plan(w: World) -> None:

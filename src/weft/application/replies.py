@@ -51,6 +51,14 @@ class Replies:
         "Reply STOP to opt out."
     )
     thanks_subject: str = "Thank you from {program}"
+    thanks_gift_email: str = "Thank you for your {amount} gift to {program}! Your membership stays {tier}."
+    thanks_plan_email: str = (
+        "Thank you! Your {program} membership is now {tier}. To change or cancel it, text {membership_word} to us "
+        "and open the link we send back."
+    )
+    already_member_email: str = (
+        "You are already part of {program} ({tier}), so nothing changes. Thank you for being here!"
+    )
     membership_link: str = (
         "Change or cancel your {program} plan here: {portal_link} (this link works for {minutes} minutes)"
     )

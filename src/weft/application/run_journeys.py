@@ -141,19 +141,21 @@ class RunJourneys:
             return None
         return OutboundSms(id=welcome_key(payment.id), to=payment.phone, text=text, kind=kind, journey_id=journey.id)
 
-    def _thanks(self, greeting: Greeting, payment: Payment, subscriber: Subscriber | None) -> str:
-        """The thank-you for a later gift, plan or sign-up, naming the tier the member is on now."""
-        templates = {Greeting.THANKS_FOR_GIFT: self._replies.thanks_gift,
-                     Greeting.THANKS_FOR_PLAN: self._replies.thanks_plan}
-        template = templates.get(greeting, self._replies.already_member)
+    def _thanks(self, greeting: Greeting, payment: Payment, subscriber: Subscriber | None, email: bool = False) -> str:
+        """The thank-you (text or email) for a later gift, plan or sign-up, naming the tier the member is on now."""
+        r = self._replies
+        texts = {Greeting.THANKS_FOR_GIFT: (r.thanks_gift, r.thanks_gift_email),
+                 Greeting.THANKS_FOR_PLAN: (r.thanks_plan, r.thanks_plan_email)}
+        template = texts.get(greeting, (r.already_member, r.already_member_email))[email]
         tier = subscriber.tier if subscriber is not None else Tier.of(payment)
         return self._replies.render(template, payment.phone, tier=tier.label, amount=dollars(payment.amount_cents))
 
     async def _send_email(self, journey: Journey, payment: Payment) -> Journey:
         sms_failed = not journey.succeeded(Step.SMS_SENT)
         result = await self._attempt_email(payment, sms_failed, journey.greeting)
-        detail = ("welcome email sent" + (" with the SMS-failed note" if sms_failed else "")) if result.accepted \
-            else str(result.error)
+        welcome = journey.greeting is Greeting.WELCOME
+        note = " with the SMS-failed note" if sms_failed and welcome else ""
+        detail = f"{'welcome' if welcome else 'thank-you'} email sent{note}" if result.accepted else str(result.error)
 
         def record(tx: Transaction, j: Journey, at: datetime) -> None:
             if result.accepted:
@@ -178,7 +180,7 @@ class RunJourneys:
     async def _thank_you(self, payment: Payment, greeting: Greeting) -> OutboundEmail:
         subscriber = await self._store.transaction(lambda tx: tx.members.get(payment.phone))
         subject = self._replies.render(self._replies.thanks_subject, payment.phone)
-        return thank_you_email(payment, subject, self._thanks(greeting, payment, subscriber))
+        return thank_you_email(payment, subject, self._thanks(greeting, payment, subscriber, email=True))
 
     async def _step(self, journey_id: str, payment: Payment, step: Step,
                     change: Callable[[Transaction, Journey, datetime], None]) -> Journey:
