@@ -264,6 +264,8 @@ def test_a_member_with_a_monthly_plan_who_picks_another_is_sent_to_the_portal_no
 
     page.wait_for_url(re.compile(r"/test-portal/bps_test_"))
     expect(page.get_by_text("this page stands in for Stripe's customer portal")).to_be_visible()
+    page.get_by_role("button", name="Cancel my monthly plan (test)").click()
+    expect(page.get_by_text("Your monthly plan is cancelled")).to_be_visible()
 
 
 def test_a_second_monthly_plan_for_the_same_email_from_another_phone_is_refused_with_what_to_do(page: Page) -> None:

@@ -160,6 +160,25 @@ def test_a_second_monthly_plan_in_test_mode_goes_to_the_portal_stand_in(app: Run
     assert 'href="https://sms.example.com/?phone=%2B14155550123"' in page.text
 
 
+def test_cancelling_in_the_test_mode_portal_ends_the_plan_and_leaves_a_free_member(
+    app: RunningApp, bird: LoopbackBird
+) -> None:
+    token = love_token(app, bird)
+    url = checkout(app, "10", "monthly", token)["url"]
+    app.client.post(f"{url}/pay", follow_redirects=False)
+    portal = checkout(app, "25", "monthly", token)["url"]
+
+    cancelled = app.client.post(f"{portal}/cancel", follow_redirects=False)
+
+    assert cancelled.status_code == 303
+    page = app.client.get(cancelled.headers["location"])
+    assert "Your monthly plan is cancelled and nothing more will be charged" in page.text
+    assert "Cancel my monthly plan" not in page.text
+    member = app.admin(f"/api/admin/subscribers/{PHONE}").json()
+    assert (member["tier"], member["membership"], member["consent"]) == ("Free", "free", "subscribed")
+    assert [p["status"] for p in app.admin("/api/admin/payments").json()["payments"]] == ["cancelled"]
+
+
 def test_a_membership_link_while_stripe_refuses_the_portal_shows_a_page_to_try_later(
     stripe_app: RunningApp, stripe_server: LoopbackStripe, bird: LoopbackBird
 ) -> None:

@@ -103,6 +103,12 @@ class TestModePaymentGateway:
         """The portal session, for the stand-in page."""
         return TestPortal(**await self._run(lambda c: _get(c, "portal", portal_id)))
 
+    async def live_subscriptions(self, customer_id: str) -> list[SubscriptionState]:
+        """The customer's subscriptions that still bill, for the portal stand-in."""
+        found = await self._run(lambda c: _all(c, "subscription"))
+        return [SubscriptionState(**data) for data in found
+                if data["customer_id"] == customer_id and data["status"] == "active"]
+
     async def session(self, session_id: str) -> TestSession:
         """The test session, for the test-mode checkout page."""
         data = await self._run(lambda c: _get(c, "session", session_id))

@@ -83,6 +83,10 @@ class Replies:
         "Test mode: this page stands in for Stripe's customer portal. With a Stripe key, {program} sends you to "
         "Stripe here, where you can update your card, switch plan or cancel. Nothing is charged in test mode."
     )
+    test_portal_cancelled: str = (
+        "Your monthly plan is cancelled and nothing more will be charged. You stay part of {program} as a free "
+        "member until you text STOP."
+    )
     membership_word: str = "MEMBERSHIP"
     membership_link_minutes: int = 15
 

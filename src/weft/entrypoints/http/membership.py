@@ -10,8 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from weft.adapters.test_mode_payments import TestModePaymentGateway
+from weft.adapters.test_mode_payments import TestModePaymentGateway, TestPortal
+from weft.application.handle_payment_event import HandlePaymentEvent
 from weft.application.membership_portal import OpenMembershipPortal, PortalOutcome
+from weft.application.ports import PaymentEvent
 from weft.application.replies import Replies
 from weft.config import Settings
 from weft.domain.errors import PaymentProviderError, PaymentProviderUnavailable
@@ -24,6 +26,7 @@ def membership_routes() -> list[BaseRoute]:
     return [
         Route("/membership", open_portal, methods=["GET"], name="membership"),
         Route("/test-portal/{portal_id}", test_portal, methods=["GET"], name="test_portal"),
+        Route("/test-portal/{portal_id}/cancel", cancel_test_plan, methods=["POST"]),
     ]
 
 
@@ -52,13 +55,37 @@ def _page(request: Request, replies: Replies, text: str, settings: Settings, sta
 @inject
 async def test_portal(request: Request, gateway: object = Provide["payment_gateway"],
                       replies: Replies = Provide["replies"]) -> Response:
-    """Test mode only: what the member would see at Stripe's customer portal, said plainly."""
+    """Test mode only: what the member would see at Stripe's customer portal, said plainly, with a way to cancel."""
+    found = await _portal(request, gateway)
+    if isinstance(found, Response):
+        return found
+    test_gateway, portal = found
+    plans = await test_gateway.live_subscriptions(portal.customer_id)
+    message = replies.test_portal if plans or "cancelled" not in request.query_params else replies.test_portal_cancelled
+    return no_store(templates().TemplateResponse(request, "test_portal.html", {
+        "program": replies.program_name, "message": replies.plain(message), "portal_id": portal.id,
+        "has_plan": bool(plans), "return_url": portal.return_url}))
+
+
+@inject
+async def cancel_test_plan(request: Request, gateway: object = Provide["payment_gateway"],
+                           handle: HandlePaymentEvent = Provide["handle_payment_event"]) -> Response:
+    """Test mode only: cancel the plan as the member would in Stripe's portal, and apply the event Stripe sends."""
+    found = await _portal(request, gateway)
+    if isinstance(found, Response):
+        return found
+    test_gateway, portal = found
+    for plan in await test_gateway.live_subscriptions(portal.customer_id):
+        await test_gateway.cancel_subscription(plan.id)
+        deleted = {"id": plan.id, "object": "subscription"}
+        await handle(PaymentEvent(f"evt_test_portal_{plan.id}", "customer.subscription.deleted", deleted))
+    return RedirectResponse(f"/test-portal/{portal.id}?cancelled=1", status_code=303)
+
+
+async def _portal(request: Request, gateway: object) -> tuple[TestModePaymentGateway, TestPortal] | Response:
     if not isinstance(gateway, TestModePaymentGateway):
         return not_found(request, "There is no test portal: a Stripe key is configured.")
     try:
-        portal = await gateway.portal(request.path_params["portal_id"])
+        return gateway, await gateway.portal(request.path_params["portal_id"])
     except PaymentProviderError:
         return not_found(request, "We could not find that page. Text MEMBERSHIP to us for a new link.")
-    return no_store(templates().TemplateResponse(request, "test_portal.html", {
-        "program": replies.program_name, "message": replies.plain(replies.test_portal),
-        "return_url": portal.return_url}))
