@@ -191,8 +191,10 @@ class FakePaymentGateway:
         self.customers: dict[str, CustomerRecord] = {}
         self.sessions: dict[str, SessionState] = {}
         self.requests: dict[str, CheckoutRequest] = {}
+        self.requests_made: list[CheckoutRequest] = []
         self.subscriptions: dict[str, SubscriptionState] = {}
         self.cancelled: list[str] = []
+        self.portals: list[tuple[str, str]] = []
         self.unavailable = False
         self.throttled: float | None = None
         self.calls = 0
@@ -210,6 +212,7 @@ class FakePaymentGateway:
         session_id = next((s for s, r in self.requests.items() if r.idempotency_key == request.idempotency_key),
                           f"cs_{next(self._n)}")
         self.requests[session_id] = request
+        self.requests_made.append(request)
         self.sessions.setdefault(session_id, SessionState(
             session_id, "open", "unpaid", "subscription" if request.monthly else "payment", request.customer_id,
             None, None, None, request.amount_cents, dict(request.metadata)))
@@ -247,6 +250,11 @@ class FakePaymentGateway:
         if subscription_id in self.subscriptions:
             self.subscriptions[subscription_id] = attrs.evolve(self.subscriptions[subscription_id],
                                                                status="canceled")
+
+    async def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        self._check()
+        self.portals.append((customer_id, return_url))
+        return f"https://billing.test/p/session_{len(self.portals)}"
 
     def _check(self) -> None:
         if self.throttled is not None:
@@ -422,6 +430,11 @@ class _Payments:
         live = {"active", "past_due", "processing"}
         return [p.subscription_id for p in self.state.payments.values()
                 if p.phone == phone and p.subscription_id and p.status.value in live]
+
+    def of_member(self, phone: PhoneNumber, email: str | None = None) -> list[Payment]:
+        found = [p for p in self.state.payments.values()
+                 if p.phone == phone or (email is not None and p.email == email)]
+        return copy.deepcopy(sorted(found, key=lambda p: (p.created_at, p.id)))
 
     def _first(self, matches: Callable[[Payment], bool]) -> Payment | None:
         return copy.deepcopy(next((p for p in self.state.payments.values() if matches(p)), None))

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 
+import attrs
+import sqlalchemy as sa
+from dependency_injector import providers
+
+from weft.adapters.sql.instance import LINK_SECRET, SERVE_URL, kept_value, recall, remember
 from weft.adapters.sql.migrate import migrate
 from weft.config import Settings, load_settings
 from weft.containers import Container
@@ -11,13 +17,38 @@ from weft.domain.phone import mask_phones_in
 log = logging.getLogger(__name__)
 
 
-def bootstrap(settings: Settings | None = None, run_migrations: bool = True) -> Container:
-    """A container for these settings (read from the environment when not given), schema migrated."""
-    container = Container(settings=settings or load_settings())
-    _warn_about_open_doors(container.settings())
+def bootstrap(settings: Settings | None = None, run_migrations: bool = True, listening: str | None = None) -> Container:
+    """A container for these settings (read from the environment when not given), schema migrated, with what the
+    installation keeps in its database filled in: the link secret, and the address `weft serve` listens on
+    (`listening`, given by `weft serve` itself) when WEFT_PUBLIC_URL is unset."""
+    settings = settings or load_settings()
+    container = Container(settings=settings)
+    _warn_about_open_doors(settings)
     if run_migrations:
         migrate(container.engine())
+        container.settings.override(providers.Object(_kept_settings(container.engine(), settings, listening)))
     return container
+
+
+def _kept_settings(engine: sa.Engine, settings: Settings, listening: str | None) -> Settings:
+    link_secret, public_url = settings.link_secret, settings.public_url
+    if not link_secret:
+        link_secret = kept_value(engine, LINK_SECRET, lambda: secrets.token_urlsafe(32))
+        level = logging.INFO if settings.test_mode_checkout else logging.WARNING
+        log.log(level, "WEFT_LINK_SECRET is not set: links are signed with a secret generated once and kept in the "
+                       "database; in production set WEFT_LINK_SECRET")
+    if not settings.public_url_configured:
+        if listening is not None:
+            remember(engine, SERVE_URL, listening)
+        public_url = listening or recall(engine, SERVE_URL) or public_url
+    return attrs.evolve(settings, link_secret=link_secret, public_url=public_url)
+
+
+def listen_url(host: str, port: int) -> str:
+    """The address links use when WEFT_PUBLIC_URL is unset: where `weft serve` listens (this machine when it
+    listens on every interface)."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 _LINK_TOKEN = re.compile(r"([?&]t=)[^&\s\"']+")

@@ -60,7 +60,11 @@ class Settings:
     admin_token: str = attrs.field(default="", repr=False)
     """One token, or several separated by commas (so a new one can be added before the old one is removed)."""
     admin_session_hours: float = 12.0
+    public_url_configured: bool = True
+    """WEFT_PUBLIC_URL (or NGROK_URL) was set; without it links use the address `weft serve` listens on."""
     join_words: tuple[str, ...] = ("LOVE",)
+    membership_words: tuple[str, ...] = ("MEMBERSHIP",)
+    """Texting one of these gets a short-lived link to the payment provider's customer portal."""
     provider_sends_keyword_replies: bool = False
     program_name: str = DEFAULT_PROGRAM_NAME
     support_contact: str = "support@example.org"
@@ -156,6 +160,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
     return Settings(
         database_url=get("WEFT_DATABASE_URL", DEFAULT_DATABASE_URL),
         public_url=get("WEFT_PUBLIC_URL", get("NGROK_URL", DEFAULT_PUBLIC_URL)),
+        public_url_configured=bool(get("WEFT_PUBLIC_URL") or get("NGROK_URL")),
         sms_provider=get("WEFT_SMS_PROVIDER", "console").lower(),
         bird_api_url=get("BIRD_API_URL", DEFAULT_BIRD_API_URL),
         bird_workspace_id=get("BIRD_WORKSPACE_ID"),
@@ -175,6 +180,8 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         admin_token=get("WEFT_ADMIN_TOKEN"),
         admin_session_hours=_positive_number("WEFT_ADMIN_SESSION_HOURS", get("WEFT_ADMIN_SESSION_HOURS", "12")),
         join_words=tuple(w.strip().upper() for w in get("WEFT_JOIN_WORDS", "LOVE").split(",") if w.strip()),
+        membership_words=tuple(w.strip().upper() for w in get("WEFT_MEMBERSHIP_WORDS", "MEMBERSHIP").split(",")
+                               if w.strip()),
         provider_sends_keyword_replies=_flag("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES",
                                              get("WEFT_PROVIDER_SENDS_KEYWORD_REPLIES", "false")),
         program_name=get("WEFT_PROGRAM_NAME", DEFAULT_PROGRAM_NAME),
@@ -313,6 +320,8 @@ def _validate(s: Settings) -> None:
         )
     if not s.join_words:
         raise ConfigError("WEFT_JOIN_WORDS must name at least one word")
+    if not s.membership_words:
+        raise ConfigError("WEFT_MEMBERSHIP_WORDS must name at least one word")
     _validate_payments_and_email(s)
     _validate_sending(s)
     if s.sms_provider == "bird":

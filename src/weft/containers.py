@@ -36,6 +36,7 @@ from weft.application.handle_inbound_sms import (
 from weft.application.handle_payment_event import HandlePaymentEvent
 from weft.application.import_base import ImportFromBase
 from weft.application.link_tokens import LinkTokens
+from weft.application.membership_portal import MEMBERSHIP_LINK_SECONDS, OpenMembershipPortal, membership_links
 from weft.application.mirror import REJECTED_DELAY_SECONDS, PushToMirror
 from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
 from weft.application.pacing import Foreground, Pacer, RateLimit
@@ -60,8 +61,8 @@ MIRROR_POLL_SECONDS = 2.0
 def _link_secret(settings: Settings) -> str:
     if settings.link_secret:
         return settings.link_secret
-    log.warning("WEFT_LINK_SECRET is not set: sign-up links are signed with a per-process key and stop "
-                "proving the phone after a restart")
+    # Only without migrations (bootstrap keeps a generated secret in the database otherwise).
+    log.warning("WEFT_LINK_SECRET is not set: sign-up links are signed with a per-process key")
     return secrets.token_urlsafe(32)
 
 
@@ -88,7 +89,9 @@ def _sync_settings(settings: Settings) -> SyncSettings:
 
 def _replies(settings: Settings) -> Replies:
     replies = Replies(public_url=settings.public_url, program_name=settings.program_name,
-                      support_contact=settings.support_contact, join_word=settings.join_words[0])
+                      support_contact=settings.support_contact, join_word=settings.join_words[0],
+                      membership_word=settings.membership_words[0],
+                      membership_link_minutes=MEMBERSHIP_LINK_SECONDS // 60)
     return with_overrides(replies, settings.templates)
 
 
@@ -148,7 +151,7 @@ class Container(containers.DeclarativeContainer):
     )
     payment_gateway = providers.Selector(
         settings.provided.payment_provider,
-        test_mode=providers.Singleton(TestModePaymentGateway),
+        test_mode=providers.Singleton(TestModePaymentGateway, engine),
         stripe=providers.Singleton(
             StripePaymentGateway, api_key=settings.provided.stripe_secret_key,
             api_base=settings.provided.stripe_api_base,
@@ -167,9 +170,9 @@ class Container(containers.DeclarativeContainer):
     lease_settings = providers.Singleton(LeaseSettings, owner=providers.Callable(new_id),
                                          seconds=settings.provided.lease_seconds)
     replies = providers.Singleton(_replies, settings)
-    link_tokens = providers.Singleton(
-        LinkTokens, providers.Callable(_link_secret, settings), settings.provided.link_ttl_seconds, clock
-    )
+    link_secret = providers.Singleton(_link_secret, settings)
+    link_tokens = providers.Singleton(LinkTokens, link_secret, settings.provided.link_ttl_seconds, clock)
+    membership_tokens = providers.Singleton(membership_links, link_secret, MEMBERSHIP_LINK_SECONDS, clock)
 
     pacer = providers.Singleton(Pacer, settings.provided.sms_rate_per_second)
     sms_retry = providers.Singleton(_sms_retry, settings)
@@ -209,9 +212,11 @@ class Container(containers.DeclarativeContainer):
     keyword_settings = providers.Singleton(
         KeywordSettings,
         join_words=settings.provided.join_words,
+        membership_words=settings.provided.membership_words,
         provider_sends_keyword_replies=settings.provided.provider_sends_keyword_replies,
     )
-    apply_keywords = providers.Singleton(ApplyKeywords, replies, keyword_settings, links=link_tokens)
+    apply_keywords = providers.Singleton(ApplyKeywords, replies, keyword_settings, links=link_tokens,
+                                         membership_links=membership_tokens)
     inbound_wakeups = providers.Singleton(
         InboundWakeups,
         received=wakeups.provided.caller.call("inbound"),
@@ -241,7 +246,11 @@ class Container(containers.DeclarativeContainer):
     )
     start_checkout = providers.Singleton(
         StartCheckout, store, payment_gateway, clock, ids, link_tokens, checkout_settings,
-        on_journey=wakeups.provided.caller.call("journeys"),
+        on_journey=wakeups.provided.caller.call("journeys"), replies=replies,
+    )
+    open_membership_portal = providers.Singleton(
+        OpenMembershipPortal, store, payment_gateway, membership_tokens, settings.provided.public_url,
+        settings.provided.default_region,
     )
     handle_payment_event = providers.Singleton(
         HandlePaymentEvent, store, payment_gateway, clock, ids, replies,

@@ -91,6 +91,7 @@ class LoopbackStripe(LoopbackServer):
             ("GET", re.compile(r"/v1/checkout/sessions/([^/]+)"), self._get_session),
             ("GET", re.compile(r"/v1/subscriptions/([^/]+)"), self._get_subscription),
             ("DELETE", re.compile(r"/v1/subscriptions/([^/]+)"), self._cancel_subscription),
+            ("POST", re.compile(r"/v1/billing_portal/sessions"), self._create_portal_session),
         ]
 
     @property
@@ -247,6 +248,23 @@ class LoopbackStripe(LoopbackServer):
         found.update(status="canceled", canceled_at=now, ended_at=now,
                      cancellation_details={"comment": None, "feedback": None, "reason": "cancellation_requested"})
         return Canned(200, copy.deepcopy(found))
+
+
+    def _create_portal_session(self, params: dict[str, Any], _: tuple[str, ...]) -> Canned:
+        """A Billing Portal session as Stripe answers it (POST /v1/billing_portal/sessions)."""
+        customer = params.get("customer")
+        if not customer:
+            return stripe_error(400, "Missing required param: customer.", code="parameter_missing",
+                                param="customer")
+        if customer not in self.customers:
+            return stripe_error(400, f"No such customer: '{customer}'", code="resource_missing", param="customer")
+        session_id = objects.new_id("bps")
+        return Canned(200, {
+            "id": session_id, "object": "billing_portal.session", "configuration": objects.new_id("bpc"),
+            "created": int(time.time()), "customer": customer, "flow": None, "livemode": False, "locale": None,
+            "on_behalf_of": None, "return_url": params.get("return_url"),
+            "url": f"https://billing.stripe.com/p/session/{session_id}",
+        })
 
 
 def _list(data: list[dict[str, Any]], url: str) -> Canned:

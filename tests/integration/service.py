@@ -25,9 +25,10 @@ ADMIN_TOKEN = "service-admin-token"
 class Service:
     """One `weft serve` process (its own process group) with its log in a file."""
 
-    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log: Path, args: Sequence[str] = ()) -> None:
         self.port = _free_port()
         self.log = log
+        self._args = list(args)
         self._env = {**os.environ, **env, "WEFT_ADMIN_TOKEN": ADMIN_TOKEN}
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -38,7 +39,7 @@ class Service:
     def start(self) -> Service:
         with self.log.open("ab") as out:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "weft.entrypoints.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "weft.entrypoints.cli", "serve", "--port", str(self.port), *self._args],
                 env=self._env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while not self._healthy():

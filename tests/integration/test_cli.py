@@ -33,8 +33,8 @@ def test_simulate_sms_runs_the_keyword_flow_and_subscribers_shows_the_state(tmp_
     chatted = weft(tmp_path, "simulate-sms", "--from", "+14155550123", "hello")
     assert "reply" not in chatted.stdout
     table = weft(tmp_path, "subscribers").stdout.splitlines()
-    assert table[0].split() == ["PHONE", "CONSENT", "MEMBERSHIP", "LAST", "MESSAGE", "UPDATED"]
-    assert table[1].split()[:4] == ["+14155550123", "opted_out", "free", "hello"]
+    assert table[0].split() == ["PHONE", "CONSENT", "TIER", "LAST", "MESSAGE", "UPDATED"]
+    assert table[1].split()[:4] == ["+14155550123", "opted_out", "Free", "hello"]
     assert (tmp_path / "weft.db").exists()
 
 

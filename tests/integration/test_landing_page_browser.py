@@ -249,3 +249,39 @@ def test_an_unknown_test_checkout_is_not_found(running: RunningApp) -> None:
     response = running.client.get("/test-checkout/cs_test_local_unknown")
     assert response.status_code == 404
     assert "text/html" in response.headers["content-type"]
+
+
+def pay_monthly(page: Page, tier: str) -> None:
+    page.goto(link_for(PHONE))
+    page.get_by_role("radio", name=tier, exact=True).check()
+    page.get_by_role("radio", name="Monthly").check()
+    open_contact_dialog(page)
+    page.get_by_role("button", name="Go to payment").click()
+
+
+def test_a_member_with_a_monthly_plan_who_picks_another_is_sent_to_the_portal_not_billed_twice(page: Page) -> None:
+    pay_monthly(page, "$10")
+    page.get_by_role("button", name="Pay $10 (test)").click()
+    expect_welcome(page)
+
+    pay_monthly(page, "$25")
+
+    page.wait_for_url(re.compile(r"/test-portal/bps_test_"))
+    expect(page.get_by_text("this page stands in for Stripe's customer portal")).to_be_visible()
+    page.get_by_role("button", name="Cancel my monthly plan (test)").click()
+    expect(page.get_by_text("Your monthly plan is cancelled")).to_be_visible()
+
+
+def test_a_second_monthly_plan_for_the_same_email_from_another_phone_is_refused_with_what_to_do(page: Page) -> None:
+    pay_monthly(page, "$10")
+    page.get_by_role("button", name="Pay $10 (test)").click()
+    expect_welcome(page)
+
+    page.goto("/?phone=%2B14155550199")
+    page.get_by_role("radio", name="$25", exact=True).check()
+    page.get_by_role("radio", name="Monthly").check()
+    open_contact_dialog(page)
+    page.get_by_role("button", name="Go to payment").click()
+
+    expect(page.get_by_text("already has a monthly plan", exact=False)).to_be_visible()
+    expect(page.get_by_text("text MEMBERSHIP to us", exact=False)).to_be_visible()

@@ -273,3 +273,43 @@ def test_texts_waiting_at_0006_keep_their_bird_route_as_a_reply_route_and_finish
     inbound = {m["provider_id"]: m["reply_route"] for m in _rows(engine, t["inbound_messages"])}
     assert inbound == {"bird-in-1": None, "bird-in-waiting": "channel=ch+7%26x"}
     assert {o["id"]: o["delivery_state"] for o in _rows(engine, t["outbox"])} == dict.fromkeys(routes)
+
+
+def test_paid_members_at_0007_get_the_amount_and_cadence_of_the_payment_that_made_them_paid(
+    engine: sa.Engine,
+) -> None:
+    _upgrade_to(engine, "0007")
+    payment = {**PAYMENTS[0], "tier": "10", "amount_cents": 1000, "payment_type": "monthly", "status": "active"}
+    gift = {**PAYMENTS[1], "tier": "25", "amount_cents": 2500, "payment_type": "one_time", "status": "completed",
+            "subscription_id": None, "created_at": AT.replace(hour=10)}
+    with engine.begin() as connection:
+        connection.execute(sa.insert(_table(connection, "subscribers")), [
+            {**_subscriber("0007"), "membership": "paid", "paid_tier": "10"},
+            {**_subscriber("0007"), "phone": "+14155550199", "membership": "free", "paid_tier": None,
+             "stripe_subscription_id": None},
+        ])
+        connection.execute(sa.insert(_table(connection, "payments")), [payment, gift])
+        connection.execute(sa.insert(_table(connection, "journeys")), _journeys(edited=True)[:1])
+
+    migrate(engine)
+
+    t = metadata.tables
+    members = {s["phone"]: (s["paid_amount_cents"], s["paid_payment_type"], s["join_link_at"])
+               for s in _rows(engine, t["subscribers"])}
+    assert members == {PHONE: (1000, "monthly", None), "+14155550199": (None, None, None)}
+    assert [j["greeting"] for j in _rows(engine, t["journeys"])] == [None]  # read as the welcome it was
+    assert _schema_mismatches(engine) == []
+    assert [r["name"] for r in _rows(engine, t["instance_values"])] == []
+
+
+def test_downgrading_below_0009_drops_what_it_added(engine: sa.Engine) -> None:
+    migrate(engine)
+
+    _downgrade_to(engine, "0007")
+
+    inspector = sa.inspect(engine)
+    assert not {"instance_values", "test_mode_objects"} & set(inspector.get_table_names())
+    assert "paid_amount_cents" not in {c["name"] for c in inspector.get_columns("subscribers")}
+    assert "greeting" not in {c["name"] for c in inspector.get_columns("journeys")}
+    migrate(engine)
+    assert _current_revision(engine) == _head()

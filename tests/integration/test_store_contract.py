@@ -27,6 +27,7 @@ from weft.application.unit_of_work import Cancellation, Lease, OutboxEntry, Rece
 from weft.application.views import MemberQuery, SubscriberDetail, Views
 from weft.domain.campaign import Campaign, CampaignState
 from weft.domain.journey import AuditEntry, Journey, Step, StepRecord
+from weft.domain.membership import Greeting
 from weft.domain.messages import (
     DeliveryReceipt,
     DeliveryState,
@@ -301,6 +302,7 @@ async def test_a_saved_member_reads_back_with_every_field(store: Store) -> None:
         created_at=later(-3600), updated_at=later(-60), consent=Consent.SUBSCRIBED, membership=Membership.PAID,
         paid_tier="25", email="ada@example.org", stripe_customer_id="cus_1", stripe_subscription_id="sub_1",
         consent_changed_at=later(-120), consent_message_id="in-7", last_message="JOIN", last_message_at=later(-30),
+        paid_amount_cents=2500, paid_payment_type=PaymentType.MONTHLY, join_link_at=later(-30),
     )
     await store.transaction(lambda tx: tx.members.save(member))
 
@@ -491,7 +493,38 @@ async def test_live_subscriptions_are_the_numbers_billing_ones_with_a_subscripti
     assert sorted(live) == ["sub_active", "sub_past_due", "sub_processing"]
 
 
+async def test_a_members_payments_are_those_of_the_number_or_the_email_oldest_first(store: Store) -> None:
+    payments = [
+        attrs.evolve(payment("p-2", PaymentStatus.COMPLETED), created_at=later(20)),
+        attrs.evolve(payment("p-1", PaymentStatus.ACTIVE, subscription_id="sub_1"), created_at=later(10)),
+        attrs.evolve(payment("p-same-email", phone=OTHER_PHONE), created_at=later(30)),
+        attrs.evolve(payment("p-other", phone=OTHER_PHONE), email="bo@example.org", created_at=later(5)),
+    ]
+    await store.transaction(for_each(payments, lambda tx, p: tx.payments.save(p)))
+
+    by_number = await store.transaction(lambda tx: tx.payments.of_member(PHONE))
+    by_either = await store.transaction(lambda tx: tx.payments.of_member(PHONE, "ada@example.org"))
+
+    assert [p.id for p in by_number] == ["p-1", "p-2"]
+    assert by_number[0] == payments[1]
+    assert [p.id for p in by_either] == ["p-1", "p-2", "p-same-email"]
+
+
+async def test_a_once_only_key_is_recorded_once(store: Store) -> None:
+    first = await store.transaction(lambda tx: tx.events.record("welcomed:+14155550123", NOW))
+    second = await store.transaction(lambda tx: tx.events.record("welcomed:+14155550123", later(5)))
+
+    assert (first, second) == (True, False)
+
+
 # --- journeys and campaigns: what they hold -------------------------------------------------------------------
+
+
+async def test_a_saved_journey_reads_back_with_its_greeting(store: Store) -> None:
+    saved = attrs.evolve(journey("j-1"), greeting=Greeting.THANKS_FOR_GIFT)
+    await store.transaction(lambda tx: tx.journeys.save(saved))
+
+    assert await store.transaction(lambda tx: tx.journeys.get("j-1")) == saved
 
 
 async def test_a_saved_journey_reads_back_with_its_steps(store: Store) -> None:

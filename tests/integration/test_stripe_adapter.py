@@ -337,3 +337,20 @@ async def test_every_request_carries_the_pinned_api_version_and_the_key(stripe_s
     await gateway.find_or_create_customer(EMAIL, PHONE)
 
     assert {(c.stripe_version, c.authorization) for c in stripe_server.calls} == {(API_VERSION, f"Bearer {API_KEY}")}
+
+
+async def test_a_portal_session_is_opened_for_the_customer_with_the_way_back(
+    stripe_server: LoopbackStripe, gateway: StripePaymentGateway
+) -> None:
+    seeded = stripe_server.add_customer(EMAIL, PHONE)
+
+    url = await gateway.create_portal_session(seeded["id"], "https://sms.example.com/?phone=%2B14155550123")
+
+    assert url.startswith("https://billing.stripe.com/p/session/")
+    call = only(stripe_server.calls_to("POST", "/v1/billing_portal/sessions"))
+    assert call.params == {"customer": seeded["id"], "return_url": "https://sms.example.com/?phone=%2B14155550123"}
+
+
+async def test_a_portal_session_for_an_unknown_customer_is_a_provider_error(gateway: StripePaymentGateway) -> None:
+    with pytest.raises(PaymentProviderError, match="No such customer"):
+        await gateway.create_portal_session("cus_missing", "https://sms.example.com/")

@@ -24,6 +24,7 @@ from weft.application.handle_inbound_sms import (
 )
 from weft.application.handle_payment_event import EventOutcome, HandlePaymentEvent
 from weft.application.link_tokens import LinkTokens
+from weft.application.membership_portal import MEMBERSHIP_LINK_SECONDS, OpenMembershipPortal, membership_links
 from weft.application.monthly_care import CareSettings, PreviewMonthlyCare, RunCampaigns, StartMonthlyCare
 from weft.application.pacing import Pacer
 from weft.application.ports import PaymentEvent
@@ -65,11 +66,13 @@ class World:
         self.links = LinkTokens("test-secret", TOKEN_TTL, self.clock)
         self.replies = Replies(public_url=PUBLIC_URL)
         self.checkout = StartCheckout(self.store, self.gateway, self.clock, self.ids, self.links,
-                                      CheckoutSettings(PUBLIC_URL))
+                                      CheckoutSettings(PUBLIC_URL), replies=self.replies)
+        self.membership_links = membership_links("test-secret", MEMBERSHIP_LINK_SECONDS, self.clock)
+        self.portal = OpenMembershipPortal(self.store, self.gateway, self.membership_links, PUBLIC_URL)
         self.handle_event = HandlePaymentEvent(self.store, self.gateway, self.clock, self.ids, self.replies)
         self.retry_journey = RetryJourney(self.store, self.clock)
         self.receive_event = ReceivePaymentEvent(self.store, self.clock)
-        keywords = ApplyKeywords(self.replies, KeywordSettings(), self.links)
+        keywords = ApplyKeywords(self.replies, KeywordSettings(), self.links, self.membership_links)
         self.inbound = HandleInboundSms(self.store, self.clock, keywords, InboundWakeups())
         self.inbound_worker = StepWorker("inbound", ProcessInboundSms(self.store, self.clock, keywords,
                                                                       InboundWakeups()))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from weft.bootstrap import MaskPhones
+from weft.bootstrap import MaskPhones, listen_url
 from weft.config import ConfigError, load_settings
 
 
@@ -159,3 +159,25 @@ def test_a_malformed_airtable_setting_stops_the_service_naming_it(changes: dict[
         load_settings({**AIRTABLE, **changes}, env_file=None)
     assert named in str(raised.value)
     assert "0123456789abcdef" not in str(raised.value)
+
+
+def test_without_a_public_url_the_settings_leave_it_to_the_address_weft_serve_listens_on() -> None:
+    assert not load_settings({}, env_file=None).public_url_configured
+    assert load_settings({"WEFT_PUBLIC_URL": "https://sms.example.org"}, env_file=None).public_url_configured
+
+
+@pytest.mark.parametrize(("host", "port", "url"), [
+    ("127.0.0.1", 8080, "http://127.0.0.1:8080"),
+    ("0.0.0.0", 8000, "http://127.0.0.1:8000"),
+    ("localhost", 9000, "http://localhost:9000"),
+    ("::1", 8000, "http://[::1]:8000"),
+])
+def test_the_listening_address_makes_the_default_link_base(host: str, port: int, url: str) -> None:
+    assert listen_url(host, port) == url
+
+
+def test_membership_words_are_configurable_and_never_empty() -> None:
+    settings = load_settings({"WEFT_MEMBERSHIP_WORDS": "plan, Account"}, env_file=None)
+    assert settings.membership_words == ("PLAN", "ACCOUNT")
+    with pytest.raises(ConfigError, match="WEFT_MEMBERSHIP_WORDS"):
+        load_settings({"WEFT_MEMBERSHIP_WORDS": " , "}, env_file=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import attrs
+
 from tests.unit.harness import PHONE, World
 from weft.domain.journey import Step
 from weft.domain.messages import MessageKind, SendResult
@@ -30,7 +32,11 @@ async def test_unsub_cancels_every_subscription_that_may_still_bill() -> None:
     w = World()
     first = await w.buy("5", "monthly")
     w.gateway.requests.clear()
-    second = await w.buy("10", "monthly")
+    # A second plan Weft would not open now (it sends the member to the portal), as one made before that rule was:
+    # opened at the provider itself.
+    request = attrs.evolve(w.gateway.requests_made[0], idempotency_key="second", amount_cents=1000)
+    second = (await w.gateway.create_checkout_session(request)).id
+    await w.pay(second)
     subscriptions = {w.gateway.sessions[s].subscription_id for s in (first, second)}
     await w.text("UNSUB")
     await w.cancel()

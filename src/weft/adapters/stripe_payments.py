@@ -115,6 +115,13 @@ class StripePaymentGateway:
                 if not await self._already_canceled(subscription_id, exc):
                     raise
 
+    async def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        """A Billing Portal session for the customer (the account's default portal configuration)."""
+        with self._mapped_errors():
+            session = await self._client.v1.billing_portal.sessions.create_async(
+                {"customer": customer_id, "return_url": return_url})
+        return session.url
+
     async def _already_canceled(self, subscription_id: str, exc: stripe.InvalidRequestError) -> bool:
         # Stripe answers a second cancel with 404 resource_missing "No such subscription", exactly as for an
         # unknown id, so a re-read tells the two apart: a canceled subscription can still be retrieved.

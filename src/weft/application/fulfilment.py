@@ -5,8 +5,14 @@ from datetime import datetime
 from weft.application.journey_steps import audit_step
 from weft.application.unit_of_work import Cancellation, Transaction
 from weft.domain.journey import Journey, Step
+from weft.domain.membership import Greeting, first_sign_up, greeting_for
 from weft.domain.payment import Payment
-from weft.domain.subscriber import Consent, Membership, Subscriber
+from weft.domain.subscriber import Consent, Subscriber
+
+
+def welcomed_key(payment: Payment) -> str:
+    """The once-only key recording that this number was welcomed (see ProviderEvents.record)."""
+    return f"welcomed:{payment.phone.e164}"
 
 
 def fulfil(tx: Transaction, payment: Payment, now: datetime) -> Journey:
@@ -16,9 +22,14 @@ def fulfil(tx: Transaction, payment: Payment, now: datetime) -> Journey:
     if existing is not None:
         return existing
     subscriber = tx.members.get(payment.phone) or Subscriber.first_contact(payment.phone, now)
-    skip_sms = _update_member(tx, subscriber, payment, now)
+    payments = tx.payments.of_member(payment.phone)
+    greeting = _greeting(tx, payment, payments, now)
+    subscriber.email = payment.email or subscriber.email
+    subscriber.stripe_customer_id = payment.customer_id or subscriber.stripe_customer_id
+    subscriber.apply_payment(payment, payments, now)
+    skip_sms = _update_consent(tx, subscriber, payment, now)
     tx.members.save(subscriber)
-    journey = Journey(id=journey_id, payment_id=payment.id, started_at=now)
+    journey = Journey(id=journey_id, payment_id=payment.id, started_at=now, greeting=greeting)
     journey.done(Step.PAYMENT_PROCESSED, now, f"{payment.tier} {payment.status.value}")
     state = f"{subscriber.membership.value} member, consent {subscriber.consent.value}"
     journey.done(Step.DATABASE_UPDATED, now, state)
@@ -31,13 +42,15 @@ def fulfil(tx: Transaction, payment: Payment, now: datetime) -> Journey:
     return journey
 
 
-def _update_member(tx: Transaction, subscriber: Subscriber, payment: Payment, now: datetime) -> str | None:
-    """Record the membership and consent; returns why no SMS may go out, when none may."""
-    if payment.tier == "free" and subscriber.membership is Membership.PAID:
-        subscriber.email = payment.email  # joining free never ends a paid membership; UNSUB does
-    else:
-        tier = None if payment.tier == "free" else payment.tier
-        subscriber.become_member(tier, payment.email, now, payment.customer_id, payment.subscription_id)
+def _greeting(tx: Transaction, payment: Payment, payments: list[Payment], now: datetime) -> Greeting:
+    """Decided in the transaction that settles the payment: the once-only key makes two payments settling at once
+    (or a retry) agree that only one of them welcomes the member."""
+    first = first_sign_up(payment, payments) and tx.events.record(welcomed_key(payment), now)
+    return greeting_for(payment, welcomed_before=not first)
+
+
+def _update_consent(tx: Transaction, subscriber: Subscriber, payment: Payment, now: datetime) -> str | None:
+    """Record the consent the sign-up gives; returns why no SMS may go out, when none may."""
     if subscriber.opted_out and (subscriber.consent_changed_at or now) >= payment.created_at:
         return _stopped_during_checkout(tx, subscriber, payment, now)
     if payment.phone_proven:

@@ -11,7 +11,14 @@ from weft.application.link_tokens import LinkTokens
 from weft.application.ports import Clock
 from weft.application.replies import Replies
 from weft.application.unit_of_work import Cancellation, Store, StoreError, Transaction
-from weft.domain.keywords import DEFAULT_JOIN_WORDS, Keyword, KeywordCommand, parse_keyword
+from weft.domain.keywords import (
+    DEFAULT_JOIN_WORDS,
+    DEFAULT_MEMBERSHIP_WORDS,
+    Keyword,
+    KeywordCommand,
+    parse_keyword,
+)
+from weft.domain.membership import live_plan
 from weft.domain.messages import InboundSms, MessageKind, OutboundSms, outbox_key
 from weft.domain.subscriber import Consent, Subscriber
 
@@ -29,6 +36,7 @@ class InboundOutcome(enum.Enum):
 @attrs.frozen
 class KeywordSettings:
     join_words: tuple[str, ...] = DEFAULT_JOIN_WORDS
+    membership_words: tuple[str, ...] = DEFAULT_MEMBERSHIP_WORDS
     provider_sends_keyword_replies: bool = False
     """The provider answers STOP/START/HELP itself: change state, but send no reply of ours."""
 
@@ -51,11 +59,16 @@ class ApplyKeywords:
     """Apply stored inbound texts inside a transaction: each text's keyword changes its number's consent and
     membership, and its one reply is queued; texts from one number are applied in the order they arrived."""
 
-    def __init__(self, replies: Replies, settings: KeywordSettings, links: LinkTokens | None = None) -> None:
+    def __init__(self, replies: Replies, settings: KeywordSettings, links: LinkTokens | None = None,
+                 membership_links: LinkTokens | None = None) -> None:
         self._replies, self._settings, self._links = replies, settings, links
+        self._membership_links = membership_links
 
     def opts_out(self, message: InboundSms) -> bool:
-        return parse_keyword(message.text, self._settings.join_words).keyword is Keyword.OPT_OUT
+        return self._parse(message).keyword is Keyword.OPT_OUT
+
+    def _parse(self, message: InboundSms) -> KeywordCommand:
+        return parse_keyword(message.text, self._settings.join_words, self._settings.membership_words)
 
     def __call__(self, tx: Transaction, messages: Sequence[InboundSms], now: datetime,
                  late_before: datetime | None = None) -> Applied:
@@ -75,10 +88,10 @@ class ApplyKeywords:
                 pass  # a newer text is already the number's last message
             else:
                 subscriber.record_inbound(message.text, at)
-            command = parse_keyword(message.text, self._settings.join_words)
+            command = self._parse(message)
             if late and subscriber.consent_changed_at is not None and subscriber.consent_changed_at > at:
                 continue
-            kind = self._react(subscriber, command, message, at)
+            kind = self._react(tx, subscriber, command, message, at)
             keywords += command.keyword is not Keyword.NONE
             cancellations += self._cancel_dropped_subscription(tx, subscriber, command, now)
             if kind is not None and not late and self._should_reply(subscriber, kind):
@@ -89,12 +102,16 @@ class ApplyKeywords:
         return Applied(len(messages), queued, cancellations, keywords)
 
     def _react(
-        self, subscriber: Subscriber, command: KeywordCommand, message: InboundSms, at: datetime
+        self, tx: Transaction, subscriber: Subscriber, command: KeywordCommand, message: InboundSms, at: datetime
     ) -> MessageKind | None:
         keyword = command.keyword
         if keyword is Keyword.JOIN:
-            subscriber.opt_in(at, message.provider_id, reason=f"keyword {command.word}")
-            return MessageKind.JOIN_LINK
+            return MessageKind.JOIN_LINK if subscriber.join(at, message.provider_id, command.word) else None
+        if keyword is Keyword.MEMBERSHIP:
+            if subscriber.opted_out:
+                return None  # an opted-out number gets only its confirmation and HELP answers
+            plan = live_plan(tx.payments.of_member(subscriber.phone))
+            return MessageKind.MEMBERSHIP_LINK if plan is not None else MessageKind.MEMBERSHIP_INFO
         if keyword is Keyword.OPT_OUT:
             changed = subscriber.opt_out(at, message.provider_id, reason=f"keyword {command.word}")
             return MessageKind.OPT_OUT_CONFIRMATION if changed else None
@@ -130,8 +147,9 @@ class ApplyKeywords:
         return subscriber.may_receive(kind)
 
     def _reply(self, message: InboundSms, kind: MessageKind, now: datetime, opted_out: bool) -> OutboundSms:
-        """The one reply to this inbound text (keyed by its provider id); a join link expires with its link."""
-        link_ttl = self._links.ttl_seconds if self._links and kind is MessageKind.JOIN_LINK else None
+        """The one reply to this inbound text (keyed by its provider id); a text with a link expires with it."""
+        links = {MessageKind.JOIN_LINK: self._links, MessageKind.MEMBERSHIP_LINK: self._membership_links}.get(kind)
+        link_ttl = links.ttl_seconds if links else None
         return OutboundSms(
             id=outbox_key("reply", message.provider_id),
             to=message.sender,
@@ -149,9 +167,15 @@ class ApplyKeywords:
             MessageKind.DOWNGRADE_CONFIRMATION: self._replies.leave_paid,
             MessageKind.HELP: self._replies.help_opted_out if opted_out else self._replies.help,
             MessageKind.WELCOME: self._replies.welcome,
+            MessageKind.MEMBERSHIP_LINK: self._replies.membership_link,
+            MessageKind.MEMBERSHIP_INFO: self._replies.membership_none,
         }
         token = self._links.issue(message.sender) if self._links and kind is MessageKind.JOIN_LINK else None
-        return self._replies.render(templates[kind], message.sender, self._settings.join_words[0], token)
+        portal = ""
+        if self._membership_links is not None and kind is MessageKind.MEMBERSHIP_LINK:
+            portal = self._replies.membership_page(message.sender, self._membership_links.issue(message.sender))
+        return self._replies.render(templates[kind], message.sender, self._settings.join_words[0], token,
+                                    portal_link=portal)
 
 
 @attrs.frozen

@@ -171,11 +171,16 @@ class HandlePaymentEvent:
             self._notify_past_due(tx, payment, event.id, now)
 
     def _downgrade(self, tx: Transaction, payment: Payment, now: datetime) -> None:
+        """The subscription ended: the member follows the plan they still have, else goes back to free."""
         subscriber = tx.members.get(payment.phone)
-        if subscriber is not None and subscriber.stripe_subscription_id == payment.subscription_id:
-            subscriber.leave_paid(now)
+        if subscriber is None:
+            return
+        before = subscriber.tier
+        tier = subscriber.apply_payment(payment, tx.payments.of_member(payment.phone), now)
+        if tier != before:
             tx.members.save(subscriber)
-            tx.audit.add(_payment_audit("member.downgraded_to_free", payment, now))
+            tx.audit.add(_payment_audit("member.downgraded_to_free" if tier.is_free else "member.tier_changed",
+                                        payment, now))
 
     def _notify_past_due(self, tx: Transaction, payment: Payment, event_id: str, now: datetime) -> None:
         subscriber = tx.members.get(payment.phone)

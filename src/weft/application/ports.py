@@ -146,6 +146,11 @@ class PaymentGateway(Protocol):
         """Cancel now; cancelling an already-cancelled subscription is not an error."""
         ...
 
+    async def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        """The address of a short-lived session of the provider's customer portal, where the customer changes or
+        cancels their plan and comes back to `return_url`."""
+        ...
+
 
 @attrs.frozen
 class BaseNumberRow:

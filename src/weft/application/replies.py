@@ -104,15 +104,70 @@ class Replies:
         "Your membership is recorded, but this number opted out of our texts, so we won't text you. "
         "To get texts again, text START or {join_word} to us."
     )
+    thanks_gift: str = _text(
+        "Thank you for your {amount} gift to {program}! Your membership stays {tier}. Reply STOP to opt out.",
+        "amount", "tier")
+    thanks_plan: str = _text(
+        "Thank you! Your {program} membership is now {tier}. Text {membership_word} to change or cancel it, "
+        "STOP to opt out.", "tier", "membership_word")
+    already_member: str = _text(
+        "You are already part of {program} ({tier}), so nothing changes. Thank you for being here! "
+        "Reply STOP to opt out.", "tier")
+    thanks_subject: str = "Thank you from {program}"
+    thanks_gift_email: str = _text(
+        "Thank you for your {amount} gift to {program}! Your membership stays {tier}.", "amount", "tier")
+    thanks_plan_email: str = _text(
+        "Thank you! Your {program} membership is now {tier}. To change or cancel it, text {membership_word} to us "
+        "and open the link we send back.", "tier", "membership_word")
+    already_member_email: str = _text(
+        "You are already part of {program} ({tier}), so nothing changes. Thank you for being here!", "tier")
+    membership_link: str = _text(
+        "Change or cancel your {program} plan here: {portal_link} (this link works for {minutes} minutes)",
+        "portal_link", "minutes")
+    membership_none: str = (
+        "{program}: this number has no monthly plan with us, so there is nothing to change. "
+        "To join or give, text {join_word}."
+    )
+    membership_link_expired: str = _text(
+        "This link has expired or is not valid. Text {membership_word} to us for a new one; it works for "
+        "{minutes} minutes.", "membership_word", "minutes")
+    membership_unavailable: str = (
+        "We could not open your membership page just now. Please try again in a few minutes, or write to "
+        "{support}."
+    )
+    already_monthly: str = _text(
+        "This number or email already has a monthly plan with {program}, so we will not start a second one. "
+        "To change or cancel it, text {membership_word} to us and open the link we send back. "
+        "A one-time gift is always welcome.", "membership_word")
+    test_portal: str = (
+        "Test mode: this page stands in for Stripe's customer portal. With a Stripe key, {program} sends you to "
+        "Stripe here, where you can update your card, switch plan or cancel. Nothing is charged in test mode."
+    )
+    test_portal_cancelled: str = (
+        "Your monthly plan is cancelled and nothing more will be charged. You stay part of {program} as a free "
+        "member until you text STOP."
+    )
+    membership_word: str = _setting("MEMBERSHIP")
+    membership_link_minutes: int = attrs.field(default=15, metadata={"setting": True})
 
     def join_link(self, phone: PhoneNumber, token: str | None = None) -> str:
         link = f"{self.public_url.rstrip('/')}/?phone={quote(phone.e164, safe='')}"
         return f"{link}&t={token}" if token else link
 
+    def membership_page(self, phone: PhoneNumber, token: str) -> str:
+        """The short-lived link a MEMBERSHIP reply carries: it leads to the payment provider's portal."""
+        return f"{self.public_url.rstrip('/')}/membership?phone={quote(phone.e164, safe='')}&t={token}"
+
     def render(self, template: str, phone: PhoneNumber, join_word: str | None = None,
-               token: str | None = None) -> str:
-        """A reply to `phone`: the common values and the number's join link filled in."""
-        return template.format_map(self._values(join_word, link=self.join_link(phone, token), phone=phone.e164))
+               token: str | None = None, **extra: str) -> str:
+        """A reply to `phone`: the common values, the number's join link and `extra` (the placeholders of one kind
+        of text, such as {tier}, {amount} or {portal_link}) filled in."""
+        return template.format_map(self._values(join_word, link=self.join_link(phone, token), phone=phone.e164,
+                                                **extra))
+
+    def plain(self, template: str, join_word: str | None = None) -> str:
+        """A text that names no phone (a page, an error): the common values filled in."""
+        return template.format_map(self._values(join_word))
 
     def text(self, kind: str, **values: str) -> str:
         """The text of `kind` filled in with the common values and `values`."""
@@ -120,7 +175,8 @@ class Replies:
 
     def _values(self, join_word: str | None, **values: str) -> dict[str, str]:
         return {"program": self.program_name, "support": self.support_contact, "frequency": self.frequency,
-                "join_word": join_word or self.join_word, **values}
+                "join_word": join_word or self.join_word, "membership_word": self.membership_word,
+                "minutes": str(self.membership_link_minutes), **values}
 
 
 def text_kinds(texts: type[Replies] = Replies) -> dict[str, tuple[str, ...]]:
@@ -152,4 +208,5 @@ def check_template(kind: str, template: str) -> None:
 
 def with_overrides(replies: Replies, overrides: Mapping[str, str]) -> Replies:
     """The texts with some kinds replaced (each already checked by `check_template`)."""
-    return attrs.evolve(replies, **overrides)
+    changes: dict[str, Any] = dict(overrides)
+    return attrs.evolve(replies, **changes)

@@ -12,10 +12,11 @@ from weft.application.ports import Clock, EmailSender
 from weft.application.replies import Replies
 from weft.application.sign_up_outcome import SignUpOutcome, sign_up_outcome
 from weft.application.unit_of_work import Lease, Store, Transaction
-from weft.application.welcome_email import welcome_email
+from weft.application.welcome_email import thank_you_email, welcome_email
 from weft.domain.errors import JourneyBusy, UnknownJourney
 from weft.domain.journey import AuditEntry, Journey, Step
-from weft.domain.messages import MessageKind, OutboundSms, SendResult
+from weft.domain.membership import Greeting, Tier, dollars
+from weft.domain.messages import MessageKind, OutboundEmail, OutboundSms, SendResult
 from weft.domain.payment import Payment
 from weft.domain.subscriber import Consent, Subscriber
 
@@ -131,17 +132,32 @@ class RunJourneys:
         if subscriber is None:
             return None
         pending = subscriber.consent is Consent.PENDING
-        kind = MessageKind.CONFIRMATION_REQUEST if pending else MessageKind.WELCOME
+        if pending:
+            kind, text = MessageKind.CONFIRMATION_REQUEST, self._replies.text("confirmation_request")
+        elif journey.greeting is Greeting.WELCOME:
+            kind, text = MessageKind.WELCOME, self._replies.text("welcome")
+        else:
+            kind, text = MessageKind.THANK_YOU, self._thanks(journey.greeting, payment, subscriber)
         if not subscriber.may_receive(kind):
             return None
-        text = self._replies.text("confirmation_request" if pending else "welcome")
         return OutboundSms(id=welcome_key(payment.id), to=payment.phone, text=text, kind=kind, journey_id=journey.id)
+
+    def _thanks(self, greeting: Greeting, payment: Payment, subscriber: Subscriber | None, email: bool = False) -> str:
+        """The thank-you (text or email) for a later gift, plan or sign-up, naming the tier the member is on now."""
+        r = self._replies
+        texts = {Greeting.THANKS_FOR_GIFT: (r.thanks_gift, r.thanks_gift_email),
+                 Greeting.THANKS_FOR_PLAN: (r.thanks_plan, r.thanks_plan_email)}
+        template = texts.get(greeting, (r.already_member, r.already_member_email))[email]
+        tier = subscriber.tier if subscriber is not None else Tier.of(payment)
+        return self._replies.render(template, payment.phone, tier=tier.label, amount=dollars(payment.amount_cents))
 
     async def _send_email(self, journey: Journey, payment: Payment) -> Journey:
         sms_failed = not journey.succeeded(Step.SMS_SENT)
+        welcome = journey.greeting is Greeting.WELCOME
         outcome = await self._store.transaction(lambda tx: sign_up_outcome(tx.members.get(payment.phone)))
-        result = await self._attempt_email(payment, outcome, sms_failed)
-        detail = _email_detail(outcome, sms_failed) if result.accepted else str(result.error)
+        result = await self._attempt_email(payment, outcome, sms_failed, journey.greeting)
+        sent = _email_detail(outcome, sms_failed) if welcome else "thank-you email sent"
+        detail = sent if result.accepted else str(result.error)
 
         def record(tx: Transaction, j: Journey, at: datetime) -> None:
             if result.accepted:
@@ -151,14 +167,23 @@ class RunJourneys:
 
         return await self._step(journey.id, payment, Step.EMAIL_SENT, record)
 
-    async def _attempt_email(self, payment: Payment, outcome: SignUpOutcome, sms_failed: bool) -> SendResult:
-        email = welcome_email(payment, outcome, sms_failed, self._replies)
+    async def _attempt_email(self, payment: Payment, outcome: SignUpOutcome, sms_failed: bool,
+                             greeting: Greeting) -> SendResult:
+        if greeting is Greeting.WELCOME:
+            email = welcome_email(payment, outcome, sms_failed, self._replies)
+        else:
+            email = await self._thank_you(payment, greeting)
         for attempt in range(1, self._policy.email_attempts + 1):
             result = await self._email.send(email)
             if result.accepted or not result.transient or attempt == self._policy.email_attempts:
                 return result
             await asyncio.sleep(self._policy.email_delays[min(attempt - 1, len(self._policy.email_delays) - 1)])
         raise AssertionError("unreachable: the last attempt returns")
+
+    async def _thank_you(self, payment: Payment, greeting: Greeting) -> OutboundEmail:
+        subscriber = await self._store.transaction(lambda tx: tx.members.get(payment.phone))
+        subject = self._replies.render(self._replies.thanks_subject, payment.phone)
+        return thank_you_email(payment, subject, self._thanks(greeting, payment, subscriber, email=True))
 
     async def _step(self, journey_id: str, payment: Payment, step: Step,
                     change: Callable[[Transaction, Journey, datetime], None]) -> Journey:

@@ -11,8 +11,11 @@ from weft.application.contact_details import email_address, phone_number
 from weft.application.fulfilment import fulfil
 from weft.application.link_tokens import LinkTokens
 from weft.application.ports import CheckoutRequest, Clock, IdGenerator, PaymentGateway
+from weft.application.replies import Replies
 from weft.application.unit_of_work import Store, Transaction
+from weft.domain.errors import PlanExists
 from weft.domain.journey import AuditEntry
+from weft.domain.membership import live_plan
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
 from weft.domain.tiers import AmountBounds, PaymentType, TierChoice, choose_tier
@@ -44,10 +47,12 @@ class CheckoutSettings:
 
 @attrs.frozen
 class CheckoutResult:
-    """Where the page goes next: the provider's checkout (paid) or our success page (free)."""
+    """Where the page goes next: the provider's checkout (paid), its customer portal (a second monthly plan), or
+    our success page (free)."""
 
     url: str | None = None
     redirect: str | None = None
+    portal: bool = False
 
 
 @attrs.frozen
@@ -62,9 +67,11 @@ class StartCheckout:
     """Validate a sign-up; record a free member at once, or open a paid checkout and record it as pending."""
 
     def __init__(self, store: Store, gateway: PaymentGateway, clock: Clock, ids: IdGenerator, links: LinkTokens,
-                 settings: CheckoutSettings, on_journey: Callable[[], None] = lambda: None) -> None:
+                 settings: CheckoutSettings, on_journey: Callable[[], None] = lambda: None,
+                 replies: Replies | None = None) -> None:
         self._store, self._gateway, self._clock, self._ids = store, gateway, clock, ids
         self._links, self._settings, self._on_journey = links, settings, on_journey
+        self._replies = replies or Replies(public_url=settings.public_url)
 
     async def __call__(self, form: CheckoutForm) -> CheckoutResult:
         applicant = self._validate(form)
@@ -97,6 +104,10 @@ class StartCheckout:
         return CheckoutResult(redirect=f"/success?session_id={session_id}")
 
     async def _open_checkout(self, applicant: _Applicant) -> CheckoutResult:
+        if applicant.choice.payment_type is PaymentType.MONTHLY:
+            portal = await self._portal_instead(applicant)
+            if portal is not None:
+                return CheckoutResult(url=portal, portal=True)
         customer = await self._gateway.find_or_create_customer(applicant.email, applicant.phone.e164)
         session = await self._gateway.create_checkout_session(self._request(applicant, customer.id))
         now = self._clock.now()
@@ -110,6 +121,19 @@ class StartCheckout:
 
         await self._store.transaction(record)
         return CheckoutResult(url=session.url)
+
+    async def _portal_instead(self, applicant: _Applicant) -> str | None:
+        """A second monthly plan is never opened: the member who proved the phone with their link goes to the
+        provider's portal to change or cancel the plan they have; anyone else is told how to get that link."""
+        payments = await self._store.transaction(lambda tx: tx.payments.of_member(applicant.phone, applicant.email))
+        plan = live_plan(payments)
+        if plan is None:
+            return None
+        if applicant.token_valid and plan.phone == applicant.phone and plan.customer_id:
+            base = self._settings.public_url.rstrip("/")
+            return_url = f"{base}/?phone={quote(applicant.phone.e164, safe='')}"
+            return await self._gateway.create_portal_session(plan.customer_id, return_url)
+        raise PlanExists(self._replies.plain(self._replies.already_monthly))
 
     def _payment(self, tx: Transaction, applicant: _Applicant, payment_id: str, now: datetime, session_id: str,
                  customer_id: str | None) -> Payment:

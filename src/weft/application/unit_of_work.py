@@ -192,10 +192,15 @@ class Payments(Protocol):
         """Provider subscription ids of this number's payments that may still bill (active, past due, processing)."""
         ...
 
+    def of_member(self, phone: PhoneNumber, email: str | None = None) -> list[Payment]:
+        """Every payment and sign-up of this number (and, when given, of this email), oldest first."""
+        ...
+
 
 class ProviderEvents(Protocol):
     def record(self, event_id: str, at: datetime) -> bool:
-        """Remember a provider event id; False when it was recorded before."""
+        """Remember a provider event id, or another fact that may happen once (`welcomed:<number>`); False when it
+        was recorded before. A second transaction recording the same key waits for the first to end."""
         ...
 
 

@@ -36,3 +36,12 @@ def membership_text(payment: Payment) -> str:
         return "Free"
     cadence = "monthly" if payment.is_subscription else "one-time"
     return f"${payment.amount_cents // 100:,} {cadence}"
+
+
+
+def thank_you_email(payment: Payment, subject: str, text: str) -> OutboundEmail:
+    """The thank-you email for a member's later gift or plan (the welcome goes once): the text, as written."""
+    return OutboundEmail(
+        id=f"thanks-{payment.id}", to=payment.email, subject=subject, text=text,
+        html=f"<!doctype html><html><body><p>{escape(text)}</p></body></html>",
+    )

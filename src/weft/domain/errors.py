@@ -78,3 +78,12 @@ class MirrorRejected(WeftError):
 
 class InvalidCursor(WeftError):
     """A page cursor that no list handed out (altered, truncated, or from another list)."""
+
+
+class PlanExists(InvalidCheckout):
+    """The number or email already has a monthly plan, so a second one would bill twice; the message says what to
+    do instead, in words for the member."""
+
+    def __init__(self, message: str) -> None:
+        WeftError.__init__(self, message)
+        self.field = "payment_type"

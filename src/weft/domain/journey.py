@@ -6,6 +6,8 @@ from typing import Any
 
 import attrs
 
+from weft.domain.membership import Greeting
+
 
 class Step(enum.Enum):
     PAYMENT_PROCESSED = "payment_processed"
@@ -38,6 +40,8 @@ class Journey:
     started_at: datetime
     steps: dict[Step, StepRecord] = attrs.field(factory=dict)
     completed_at: datetime | None = None
+    greeting: Greeting = Greeting.WELCOME
+    """What the member is told: decided when the payment settled, so a retry or a second worker agrees."""
 
     def done(self, step: Step, at: datetime, detail: str = "") -> None:
         self.steps[step] = StepRecord(at, True, detail)

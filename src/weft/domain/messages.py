@@ -32,6 +32,11 @@ class MessageKind(enum.Enum):
     WELCOME = "welcome"
     CARE = "care"
     PAYMENT_NOTICE = "payment_notice"
+    THANK_YOU = "thank_you"
+    """A member's later gift or new plan, thanked (the welcome goes once)."""
+    MEMBERSHIP_LINK = "membership_link"
+    MEMBERSHIP_INFO = "membership_info"
+    """The answer to MEMBERSHIP from a number with no plan to change."""
     SENT_BY_PROVIDER = "sent_by_provider"
     """Sent by the provider's own automations (Bird Flow Builder) and only recorded here, by the provider sync."""
 
@@ -55,6 +60,7 @@ def lane_of(kind: MessageKind) -> Lane:
 REPLY_KINDS = frozenset({
     MessageKind.JOIN_LINK, MessageKind.OPT_OUT_CONFIRMATION, MessageKind.OPT_IN_CONFIRMATION,
     MessageKind.DOWNGRADE_CONFIRMATION, MessageKind.HELP, MessageKind.CONFIRMATION_REQUEST,
+    MessageKind.MEMBERSHIP_LINK, MessageKind.MEMBERSHIP_INFO,
 })
 """Answers to something the number just did; every other kind needs standing consent."""
 

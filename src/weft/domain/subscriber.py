@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 import attrs
 
+from weft.domain.membership import Tier, tier_after
 from weft.domain.messages import REPLY_KINDS, MessageKind
+from weft.domain.payment import Payment
 from weft.domain.phone import PhoneNumber
+from weft.domain.tiers import PaymentType
+
+JOIN_LINK_QUIET = timedelta(minutes=10)
+"""A join word texted again this soon after a link was sent gets no second link: the first one still works."""
 
 
 class Consent(enum.Enum):
@@ -48,6 +55,10 @@ class Subscriber:
     consent_message_id: str | None = None
     last_message: str | None = None
     last_message_at: datetime | None = None
+    paid_amount_cents: int | None = None
+    paid_payment_type: PaymentType | None = None
+    join_link_at: datetime | None = None
+    """When the last join link was sent in answer to a join word."""
     changes: list[ConsentChange] = attrs.field(factory=list)
     """Consent changes made since load; the store appends them to the history."""
 
@@ -85,25 +96,44 @@ class Subscriber:
         """Resume messages; True when the number had opted out."""
         return self._set_consent(Consent.SUBSCRIBED, at, message_id, reason)
 
+    @property
+    def tier(self) -> Tier:
+        """The tier the member is on now, with its amount and cadence."""
+        if self.membership is Membership.FREE or self.paid_tier is None:
+            return Tier()
+        return Tier(self.paid_tier, self.paid_amount_cents or 0, self.paid_payment_type, self.stripe_subscription_id)
+
     def leave_paid(self, at: datetime, forget_stripe: bool = False) -> str | None:
         """Back to the free tier; returns the subscription to cancel, if any. STOP also forgets the Stripe ids."""
         subscription = self.stripe_subscription_id
-        self.membership = Membership.FREE
-        self.paid_tier = None
-        self.stripe_subscription_id = None
+        self._take(Tier(), at)
         if forget_stripe:
             self.stripe_customer_id = None
-        self.updated_at = at
         return subscription
 
-    def become_member(self, tier: str | None, email: str, at: datetime, customer_id: str | None = None,
-                      subscription_id: str | None = None) -> None:
-        """Record a completed sign-up: free when tier is None, else the paid tier with its Stripe ids."""
-        self.membership = Membership.FREE if tier is None else Membership.PAID
-        self.paid_tier = tier
-        self.email = email
-        self.stripe_customer_id = customer_id or self.stripe_customer_id
-        self.stripe_subscription_id = subscription_id or self.stripe_subscription_id
+    def apply_payment(self, changed: Payment, payments: Iterable[Payment], at: datetime) -> Tier:
+        """Membership follows the member's live subscription, not the latest payment (see tier_after); `payments`
+        are all of the number's, `changed` among them. Returns the tier the member is on now."""
+        tier = tier_after(self.tier, changed, payments)
+        if tier != self.tier:
+            self._take(tier, at)
+        return tier
+
+    def join(self, at: datetime, message_id: str | None, word: str) -> bool:
+        """A join word subscribes the number; True when a join link is due (not when one went out in the last
+        ten minutes, unless this text brought the number back)."""
+        rejoined = self.opt_in(at, message_id, reason=f"keyword {word}")
+        if not rejoined and self.join_link_at is not None and at - self.join_link_at < JOIN_LINK_QUIET:
+            return False
+        self.join_link_at = at
+        return True
+
+    def _take(self, tier: Tier, at: datetime) -> None:
+        self.membership = Membership.FREE if tier.is_free else Membership.PAID
+        self.paid_tier = None if tier.is_free else tier.name
+        self.paid_amount_cents = None if tier.is_free else tier.amount_cents
+        self.paid_payment_type = tier.payment_type
+        self.stripe_subscription_id = tier.subscription_id
         self.updated_at = at
 
     def request_confirmation(self, at: datetime) -> bool:

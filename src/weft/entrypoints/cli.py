@@ -16,7 +16,7 @@ from dependency_injector import providers
 
 from weft.application.paging import Position
 from weft.application.phone_numbers import normalise_phone
-from weft.bootstrap import bootstrap, configure_logging
+from weft.bootstrap import bootstrap, configure_logging, listen_url
 from weft.config import ConfigError, Settings
 from weft.containers import Container
 from weft.domain.errors import InvalidPhoneNumber, ProviderUnavailable
@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging()
+    listening = listen_url(args.host, args.port) if args.command == "serve" else None
     try:
-        container = bootstrap()
+        container = bootstrap(listening=listening)
     except ConfigError as exc:
         print(f"weft: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -54,9 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         "--background", choices=["process", "inline"], default=None,
         help="where applying inbound texts, outbox delivery, journeys and cancellations run: a `weft worker` "
              "child process on its own core (the default on PostgreSQL with Stripe), or inside the web process "
-             "(the default on SQLite, whose "
-             "single write lock would starve a second process under load, and in test mode, whose checkout "
-             "lives in this process's memory)",
+             "(the default on SQLite, whose single write lock would starve a second process under load)",
     )
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run the background work (inbound texts, sends, journeys, "
@@ -105,7 +104,7 @@ def freeze_startup_objects() -> None:
 
 
 def _inline_by_default(settings: Settings) -> bool:
-    return settings.test_mode_checkout or settings.database_url.startswith("sqlite")
+    return settings.database_url.startswith("sqlite")
 
 
 class WorkerProcess:
@@ -225,7 +224,7 @@ async def _sync_bird_async(container: Container) -> int:
     return 0
 
 
-SUBSCRIBER_COLUMNS = (("PHONE", 16), ("CONSENT", 10), ("MEMBERSHIP", 14), ("LAST MESSAGE", 30), ("UPDATED", 16))
+SUBSCRIBER_COLUMNS = (("PHONE", 16), ("CONSENT", 10), ("TIER", 16), ("LAST MESSAGE", 30), ("UPDATED", 16))
 
 
 def _subscribers(container: Container, args: argparse.Namespace) -> int:
@@ -242,7 +241,7 @@ async def _print_subscribers(container: Container, limit: int | None) -> None:
         size = 500 if limit is None else min(500, limit - shown)
         page = await views.subscribers(after=after, limit=size)
         for s in page.items:
-            _print_row([s.phone.e164, s.consent.value, s.paid_tier or s.membership.value,
+            _print_row([s.phone.e164, s.consent.value, s.tier.label,
                         (s.last_message or "")[:30], s.updated_at.strftime("%Y-%m-%d %H:%M")])
         shown += len(page.items)
         if page.next is None:

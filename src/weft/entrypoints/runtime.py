@@ -20,10 +20,10 @@ the GIL at every statement, and with the loop busy sending, each statement of a 
 more at once) it goes back to 5 ms, so the loop answering them is not interrupted every 0.5 ms.
 
 `weft serve` runs this runtime inside the web process on SQLite (one writer: a second process would starve for
-the write lock) and in test mode (the test checkout lives in that process's memory); otherwise it starts one
-`weft worker` child process that runs it, restarted whenever it dies. Any number of instances may run it against
-one PostgreSQL database: claims in the database keep each item with one worker, and only the holder of the
-broadcast lease sends the broadcast lane, so the configured pace holds for the whole account.
+the write lock); otherwise it starts one `weft worker` child process that runs it, restarted whenever it dies
+(the test-mode checkout keeps its sessions in the database, so either process can complete them). Any number of
+instances may run it against one PostgreSQL database: claims in the database keep each item with one worker, and
+only the holder of the broadcast lease sends the broadcast lane, so the configured pace holds for the whole account.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from weft.adapters.sql.members import dialect_insert
 from weft.adapters.sql.queue import QueueTable
 from weft.application.unit_of_work import Lease
 from weft.domain.journey import Journey, Step, StepRecord
+from weft.domain.membership import Greeting
 
 JOURNEY_QUEUE = QueueTable(t.journeys, "next_run_at")
 
@@ -43,7 +44,7 @@ def journey_values(j: Journey) -> dict[str, Any]:
                        "waiting": r.waiting}
              for s, r in j.steps.items()}
     return {"id": j.id, "payment_id": j.payment_id, "steps": steps, "started_at": j.started_at,
-            "completed_at": j.completed_at, "has_failed_step": bool(j.failed_steps)}
+            "completed_at": j.completed_at, "has_failed_step": bool(j.failed_steps), "greeting": j.greeting.value}
 
 
 def journey_from_row(row: sa.Row[Any]) -> Journey:
@@ -53,5 +54,6 @@ def journey_from_row(row: sa.Row[Any]) -> Journey:
                                bool(r.get("transient", False)), bool(r.get("waiting", False)))
         for name, r in m["steps"].items()
     }
+    # Journeys from before 0009 have no greeting: each of them was a welcome.
     return Journey(id=m["id"], payment_id=m["payment_id"], started_at=m["started_at"], steps=steps,
-                   completed_at=m["completed_at"])
+                   completed_at=m["completed_at"], greeting=Greeting(m["greeting"] or Greeting.WELCOME.value))

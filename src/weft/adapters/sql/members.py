@@ -14,6 +14,7 @@ from weft.application.unit_of_work import MirrorKind, MirrorQueue
 from weft.domain.messages import InboundSms
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, Membership, Subscriber
+from weft.domain.tiers import PaymentType
 
 # Built once: SQLAlchemy then reuses each statement's cache key and compiled form instead of rebuilding them.
 # FOR UPDATE (PostgreSQL; SQLite has one writer anyway): instances must not overwrite each other's read-modify-write.
@@ -158,6 +159,9 @@ def subscriber_values(s: Subscriber) -> dict[str, Any]:
         "stripe_subscription_id": s.stripe_subscription_id, "consent_changed_at": s.consent_changed_at,
         "consent_message_id": s.consent_message_id, "last_message": s.last_message,
         "last_message_at": s.last_message_at, "created_at": s.created_at, "updated_at": s.updated_at,
+        "paid_amount_cents": s.paid_amount_cents,
+        "paid_payment_type": s.paid_payment_type.value if s.paid_payment_type else None,
+        "join_link_at": s.join_link_at,
     }
 
 
@@ -170,4 +174,7 @@ def subscriber_from_row(row: sa.Row[Any]) -> Subscriber:
         stripe_subscription_id=m["stripe_subscription_id"],
         consent_changed_at=m["consent_changed_at"], consent_message_id=m["consent_message_id"],
         last_message=m["last_message"], last_message_at=m["last_message_at"],
+        paid_amount_cents=m["paid_amount_cents"],
+        paid_payment_type=PaymentType(m["paid_payment_type"]) if m["paid_payment_type"] else None,
+        join_link_at=m["join_link_at"],
     )

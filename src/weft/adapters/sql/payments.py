@@ -46,6 +46,12 @@ class SqlPayments:
                                                     p.status.in_(live))
         return [row[0] for row in self._c.execute(query)]
 
+    def of_member(self, phone: PhoneNumber, email: str | None = None) -> list[Payment]:
+        p = t.payments.c
+        condition = p.phone == phone.e164 if email is None else sa.or_(p.phone == phone.e164, p.email == email)
+        rows = self._c.execute(sa.select(t.payments).where(condition).order_by(p.created_at, p.id))
+        return [payment_from_row(row) for row in rows]
+
     def _where(self, condition: sa.ColumnElement[bool]) -> Payment | None:
         row = self._c.execute(sa.select(t.payments).where(condition).with_for_update()).first()
         return None if row is None else payment_from_row(row)

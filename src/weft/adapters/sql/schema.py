@@ -44,6 +44,9 @@ subscribers = sa.Table(
     sa.Column("last_message_at", UtcDateTime()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("paid_amount_cents", sa.Integer),
+    sa.Column("paid_payment_type", sa.String(16)),
+    sa.Column("join_link_at", UtcDateTime()),
 )
 
 consent_history = sa.Table(
@@ -113,7 +116,7 @@ payments = sa.Table(
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("phone", sa.String(20), nullable=False, index=True),
-    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False, index=True),
     sa.Column("tier", sa.String(16), nullable=False),
     sa.Column("amount_cents", sa.Integer, nullable=False),
     sa.Column("payment_type", sa.String(16)),
@@ -138,6 +141,7 @@ journeys = sa.Table(
     sa.Column("next_run_at", UtcDateTime(), index=True),
     sa.Column("has_failed_step", sa.Boolean, nullable=False, default=False),
     sa.Column("claimed_by", sa.String(36)),
+    sa.Column("greeting", sa.String(16)),
     sa.Index("ix_journeys_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
 )
 
@@ -260,4 +264,23 @@ mirror_queue = sa.Table(
     sa.Column("failed_at", UtcDateTime()),
     sa.Index("ix_mirror_queue_due", "next_attempt_at"),
     sa.Index("ix_mirror_queue_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
+)
+
+instance_values = sa.Table(
+    "instance_values",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+test_mode_objects = sa.Table(
+    "test_mode_objects",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("lookup", sa.String(320)),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_test_mode_objects_lookup", "kind", "lookup"),
 )

@@ -117,7 +117,7 @@ async def airtable_status(
 def subscriber_json(s: Subscriber) -> dict[str, Any]:
     return plain({
         "phone": s.phone.e164, "consent": s.consent.value, "membership": s.membership.value,
-        "paid_tier": s.paid_tier, "consent_changed_at": s.consent_changed_at,
+        "paid_tier": s.paid_tier, "tier": s.tier.label, "consent_changed_at": s.consent_changed_at,
         "consent_message_id": s.consent_message_id, "last_message": s.last_message,
         "last_message_at": s.last_message_at, "created_at": s.created_at, "updated_at": s.updated_at,
     })
@@ -229,7 +229,7 @@ def received_event_json(r: ReceivedEvent) -> dict[str, Any]:
 def journey_json(j: Journey) -> dict[str, Any]:
     return plain({
         "id": j.id, "payment_id": j.payment_id, "started_at": j.started_at, "completed_at": j.completed_at,
-        "steps": {s.value: plain(attrs.asdict(r)) for s, r in j.steps.items()},
+        "greeting": j.greeting.value, "steps": {s.value: plain(attrs.asdict(r)) for s, r in j.steps.items()},
         "failed_steps": {s.value: error for s, error in j.failed_steps.items()},
     })
 

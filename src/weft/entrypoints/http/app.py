@@ -27,7 +27,16 @@ from weft.domain.errors import (
     UnknownCampaign,
     UnknownJourney,
 )
-from weft.entrypoints.http import admin, admin_site, bird_webhook, campaigns, checkout, pages, twilio_webhook
+from weft.entrypoints.http import (
+    admin,
+    admin_site,
+    bird_webhook,
+    campaigns,
+    checkout,
+    membership,
+    pages,
+    twilio_webhook,
+)
 from weft.entrypoints.http.admin_auth import admin_middleware
 from weft.entrypoints.runtime import Runtime
 
@@ -44,7 +53,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     """The HTTP app. With `background`, its lifespan also runs the background runtime (the send pipeline,
     journeys, cancellations, campaigns and the monthly scheduler; see weft.entrypoints.runtime), which first picks
     up whatever a crash left pending; otherwise a `weft worker` process runs it."""
-    container.wire(modules=[admin, admin_site, campaigns, checkout, pages])
+    container.wire(modules=[admin, admin_site, campaigns, checkout, membership, pages])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -176,6 +185,7 @@ def provider_routes(container: Container) -> list[BaseRoute]:
 def other_routes() -> list[BaseRoute]:
     return [
         *pages.page_routes(),
+        *membership.membership_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/api/stripe/create-checkout-session", checkout.create_checkout_session, methods=["POST"]),
         Route("/api/stripe/session", checkout.checkout_session_status, methods=["GET"]),

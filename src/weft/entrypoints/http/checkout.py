@@ -34,6 +34,8 @@ async def create_checkout_session(
     """Validate the landing page's choice; answer {url} for a paid checkout or {redirect} for a free sign-up."""
     body = await _json_object(request)
     result = await start(CheckoutForm(**{name: body.get(name) for name in FORM_FIELDS}))
+    if result.portal:
+        return JSONResponse({"url": result.url, "portal": True})
     return JSONResponse({"url": result.url} if result.url else {"redirect": result.redirect})
 
 
@@ -95,12 +97,13 @@ async def pay_test_checkout(
         raise HTTPException(404, "test-mode checkout is off: a Stripe key is configured")
     session_id = request.path_params["session_id"]
     try:
-        state = gateway.pay(session_id)
+        state = await gateway.pay(session_id)
     except PaymentProviderError:
         raise HTTPException(404, f"no test checkout {session_id}") from None
     completed = {"id": session_id, "object": "checkout.session"}
     await handle(PaymentEvent(f"evt_test_mode_{session_id}", "checkout.session.completed", completed))
-    success = urlsplit(gateway.session(session_id).request.success_url.replace("{CHECKOUT_SESSION_ID}", state.id))
+    session = await gateway.session(session_id)
+    success = urlsplit(session.request.success_url.replace("{CHECKOUT_SESSION_ID}", state.id))
     # Relative, so the test checkout works on whatever host and port the page was opened.
     return RedirectResponse(f"{success.path}?{success.query}", status_code=303)
 

@@ -97,9 +97,9 @@ async def test_checkout(
     settings: Settings = Provide["settings"],
     gateway: object = Provide["payment_gateway"],
 ) -> Response:
-    session = _test_session(settings, gateway, request.path_params["session_id"])
+    session = await _test_session(settings, gateway, request.path_params["session_id"])
     if session is None:
-        return not_found(request, "We could not find that test checkout. It may have expired or the app restarted.")
+        return not_found(request, "We could not find that test checkout. Start again from the sign-up page.")
     return no_store(templates().TemplateResponse(request, "test_checkout.html", {
         "session_id": request.path_params["session_id"],
         "product_name": session.request.product_name,
@@ -110,11 +110,11 @@ async def test_checkout(
     }))
 
 
-def _test_session(settings: Settings, gateway: object, session_id: str) -> TestSession | None:
+async def _test_session(settings: Settings, gateway: object, session_id: str) -> TestSession | None:
     if not settings.test_mode_checkout or not isinstance(gateway, TestModePaymentGateway):
         return None
     try:
-        return gateway.session(session_id)
+        return await gateway.session(session_id)
     except PaymentProviderError:
         return None
 
