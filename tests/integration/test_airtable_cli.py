@@ -92,7 +92,8 @@ def test_without_airtable_settings_the_commands_say_what_to_set(tmp_path: Path) 
     result = weft(tmp_path, "airtable", "push")
 
     assert result.returncode == 2
-    assert result.stderr.strip() == "weft: Airtable is not configured: set AIRTABLE_API_KEY and AIRTABLE_BASE_ID"
+    assert result.stderr.strip().splitlines()[-1] == (
+        "weft: Airtable is not configured: set AIRTABLE_API_KEY and AIRTABLE_BASE_ID")
 
 
 def test_import_dry_run_reports_and_changes_nothing(tmp_path: Path, airtable: LoopbackAirtable) -> None:

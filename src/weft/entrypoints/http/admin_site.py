@@ -18,11 +18,13 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from weft.application.dashboard import Dashboard
+from weft.application.monthly_care import PreviewMonthlyCare, StartMonthlyCare
 from weft.application.phone_numbers import normalise_phone
 from weft.application.ports import Clock
 from weft.application.run_journeys import RetryJourney
 from weft.application.views import Views
 from weft.config import Settings
+from weft.domain.campaign import CampaignState
 from weft.domain.care import CareMonth
 from weft.entrypoints.http import charts
 from weft.entrypoints.http.admin import member_query, page_args, since_of
@@ -48,6 +50,9 @@ def site_routes() -> list[BaseRoute]:
         Route("/members/{phone}", member, methods=["GET"], name="admin-member"),
         Route("/journeys", journeys, methods=["GET"], name="admin-journeys"),
         Route("/journeys/{journey_id}/retry", retry_journey, methods=["POST"], name="admin-retry"),
+        Route("/campaigns", campaigns, methods=["GET"], name="admin-campaigns"),
+        Route("/campaigns/preview", preview_campaign, methods=["POST"], name="admin-campaign-preview"),
+        Route("/campaigns/send", send_campaign, methods=["POST"], name="admin-campaign-send"),
         Route("/delivery", delivery, methods=["GET"], name="admin-delivery"),
         Route("/audit", audit, methods=["GET"], name="admin-audit"),
     ]
@@ -186,6 +191,40 @@ async def retry_journey(request: Request, retry: RetryJourney = Provide["retry_j
     retried = await retry(request.path_params["journey_id"])
     notice = f"Retrying {', '.join(retried.steps) or 'nothing (no step had failed)'}."
     return RedirectResponse(f"/admin/journeys?{urlencode({'notice': notice})}", status_code=303)
+
+
+@PAGE()
+@inject
+async def campaigns(request: Request, views: Views = Provide["views"], clock: Clock = Provide["clock"]) -> Response:
+    """Each month's care message with its progress; the page refreshes itself while one is still going out."""
+    after, limit = page_args(request, default_limit=12)
+    page = await views.campaigns(after, limit)
+    running = any(s.campaign.state is not CampaignState.FINISHED for s in page.items)
+    return render(request, "campaigns.html", {
+        "page": page, "running": running, "month": CareMonth.of(clock.now()).value,
+        "notice": request.query_params.get("notice"),
+        "next_url": f"?{urlencode({'after': page.next})}" if page.next else None,
+    })
+
+
+@PAGE()
+@inject
+async def preview_campaign(request: Request,
+                           preview: PreviewMonthlyCare = Provide["preview_monthly_care"]) -> Response:
+    """The dry run, then the confirmation step: nothing is sent until the organiser confirms."""
+    await checked_form(request)
+    return render(request, "campaign_preview.html", {"preview": await preview(None)})
+
+
+@PAGE()
+@inject
+async def send_campaign(request: Request, start: StartMonthlyCare = Provide["start_monthly_care"]) -> Response:
+    form = await checked_form(request)
+    if form.get("confirm") != "yes":
+        raise HTTPException(400, "Confirm the send from the preview page first.")
+    summary = await start(None)
+    notice = f"This month's care message ({summary.campaign.month}) is going out to {summary.eligible} members."
+    return RedirectResponse(f"/admin/campaigns?{urlencode({'notice': notice})}", status_code=303)
 
 
 @PAGE()
