@@ -16,6 +16,7 @@ import uvicorn
 from dependency_injector import providers
 
 from tests.integration.loopback import LoopbackBird
+from tests.integration.loopback_airtable import LoopbackAirtable
 from tests.integration.loopback_stripe import LoopbackStripe
 from tests.integration.test_email_adapters import Inbox, start_smtp
 from weft.application.run_journeys import JourneyPolicy
@@ -59,6 +60,14 @@ def _postgres_schema(base: str) -> Iterator[str]:
     with admin.begin() as connection:
         connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     admin.dispose()
+
+
+@pytest.fixture
+def airtable() -> Iterator[LoopbackAirtable]:
+    server = LoopbackAirtable()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -28,14 +28,6 @@ CHECKOUT = "/api/stripe/create-checkout-session"
 OTHER = "+14155550199"
 
 
-@pytest.fixture
-def airtable() -> Iterator[LoopbackAirtable]:
-    server = LoopbackAirtable()
-    server.start()
-    yield server
-    server.stop()
-
-
 def with_airtable(settings: Settings, airtable: LoopbackAirtable) -> Settings:
     return attrs.evolve(settings, airtable_api_key=TOKEN, airtable_base_id=BASE_ID, airtable_api_url=airtable.url)
 

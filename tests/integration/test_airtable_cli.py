@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from tests.integration.loopback_airtable import BASE_ID, NUMBERS, PAYMENTS, TOKEN, LoopbackAirtable
 from tests.integration.test_cli import weft
-
-
-@pytest.fixture
-def airtable() -> Iterator[LoopbackAirtable]:
-    server = LoopbackAirtable()
-    server.start()
-    yield server
-    server.stop()
 
 
 def airtable_weft(tmp_path: Path, airtable: LoopbackAirtable, *args: str):  # type: ignore[no-untyped-def]

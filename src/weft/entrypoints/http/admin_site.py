@@ -223,7 +223,8 @@ async def send_campaign(request: Request, start: StartMonthlyCare = Provide["sta
     if form.get("confirm") != "yes":
         raise HTTPException(400, "Confirm the send from the preview page first.")
     summary = await start(None)
-    notice = f"This month's care message ({summary.campaign.month}) is going out to {summary.eligible} members."
+    notice = (f"This month's care message ({summary.campaign.month}) has started: the table below follows it as "
+              f"it goes out.")
     return RedirectResponse(f"/admin/campaigns?{urlencode({'notice': notice})}", status_code=303)
 
 
