@@ -16,7 +16,7 @@ from tests.integration.conftest import RunningApp, fast_container, start_app
 from tests.integration.loopback import Canned, LoopbackBird
 from tests.integration.loopback_airtable import BASE_ID, NUMBERS, PAYMENTS, TOKEN, LoopbackAirtable
 from tests.integration.test_bird_webhook import PHONE, applied, text_in
-from weft.adapters.airtable.base import AirtableBase
+from weft.adapters.airtable.base import AirtableBase, RequestWindow
 from weft.application.pacing import RateLimit
 from weft.application.work_queue import RetryPolicy
 from weft.config import Settings
@@ -244,3 +244,22 @@ async def test_reading_a_table_follows_every_page(airtable: LoopbackAirtable) ->
     assert rows[0].consent is Consent.SUBSCRIBED
     pages = [r for r in airtable.requests if r.method == "GET"]
     assert len(pages) == 3
+
+
+def test_the_request_window_lets_five_go_in_any_second_counted_when_each_goes_out() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    window = RequestWindow(5.0, margin=0.05, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        window.take()
+    assert slept == []
+    window.take()
+    assert slept == [pytest.approx(1.05)]
+    now[0] += 0.5
+    window.take()  # five went out in the last 1.05 s? no: four at 100.0 are older than that now
+    assert len(slept) == 1

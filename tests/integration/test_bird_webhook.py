@@ -95,7 +95,7 @@ def test_a_bad_signature_is_rejected_and_changes_nothing(app: RunningApp, bird: 
     response = app.client.post(WEBHOOK, content=body, headers=headers)
     assert response.status_code == 401
     assert "error" in response.json()
-    assert app.admin("/api/admin/subscribers").json() == {"subscribers": []}
+    assert app.admin("/api/admin/subscribers").json() == {"subscribers": [], "next": None}
 
 
 def test_a_signature_for_another_url_is_rejected(app: RunningApp) -> None:
@@ -172,7 +172,7 @@ def test_the_verification_get_echoes_the_challenge(app: RunningApp) -> None:
 def test_a_status_event_for_a_message_we_did_not_send_is_acknowledged_and_ignored(app: RunningApp) -> None:
     response = post_signed(app, fixture_bytes("bird/channels_sms_outbound.json"))
     assert response.json() == {"status": "ignored"}
-    assert app.admin("/api/admin/subscribers").json() == {"subscribers": []}
+    assert app.admin("/api/admin/subscribers").json() == {"subscribers": [], "next": None}
 
 
 @pytest.mark.parametrize(("body", "fragment"), [

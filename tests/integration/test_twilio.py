@@ -130,7 +130,7 @@ def test_with_advanced_opt_out_twilio_answers_stop_and_weft_only_records_it(
     try:
         text_in(running, "STOP", "SM1")  # an opt-out is applied before the answer, with any reply queued
         assert member(running)["consent"] == "opted_out"
-        assert running.admin("/api/admin/messages").json() == {"messages": []}
+        assert running.admin("/api/admin/messages").json() == {"messages": [], "next": None}
         text_in(running, "LOVE", "SM2")
         running.wait_for(lambda: len(twilio.sent()) == 1)
     finally:
@@ -164,7 +164,7 @@ def test_a_forged_or_unsigned_post_is_refused_with_403_and_changes_nothing(app: 
             "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature})
     assert response.status_code == 403
     assert "X-Twilio-Signature" in response.json()["error"]
-    assert app.admin("/api/admin/subscribers").json() == {"subscribers": []}
+    assert app.admin("/api/admin/subscribers").json() == {"subscribers": [], "next": None}
     unsigned_status = app.client.post(STATUS, content=urlencode({"MessageSid": "SM1", "MessageStatus": "failed"}),
                                       headers={"content-type": "application/x-www-form-urlencoded"})
     assert unsigned_status.status_code == 403
@@ -257,7 +257,7 @@ def test_an_undelivered_text_keeps_twilios_error_code_and_counts_as_failed_in_th
 def test_a_status_for_an_unknown_message_is_answered_and_ignored(app: RunningApp) -> None:
     response = post_signed(app, STATUS, status_form("SM" + "f" * 32, "delivered"))
     assert response.status_code == 200
-    assert app.admin("/api/admin/messages").json() == {"messages": []}
+    assert app.admin("/api/admin/messages").json() == {"messages": [], "next": None}
 
 
 @pytest.mark.parametrize("hours", ["0", "-1", "abc", "100000"])

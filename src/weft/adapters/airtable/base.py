@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -34,6 +37,27 @@ BATCH = 10
 TIMEOUT = (5, 30)
 
 
+class RequestWindow:
+    """No more than `rate` requests in any second, counted when each request is actually made (on its worker
+    thread, just before it goes out), with a margin: pacing on the event loop alone lets a request that waited for
+    its thread arrive right behind the next one."""
+
+    def __init__(self, rate: float, margin: float = 0.05, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._size = max(1, int(rate))
+        self._span = self._size / rate + margin
+        self._clock, self._sleep = clock, sleep
+        self._sent: deque[float] = deque(maxlen=self._size)
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        """Wait (on this thread) until a request may go out, then count it."""
+        with self._lock:
+            if len(self._sent) == self._size and (wait := self._sent[0] + self._span - self._clock()) > 0:
+                self._sleep(wait)
+            self._sent.append(self._clock())
+
+
 class AirtableBase:
     """OrganiserBase over Airtable's REST API through pyairtable: at most `limit` requests a second to the base
     (pyairtable itself does not throttle), no retries of its own (the mirror queue retries, and a retried upsert is
@@ -43,6 +67,7 @@ class AirtableBase:
                  api_url: str = "https://api.airtable.com") -> None:
         self._api = Api(api_key, timeout=TIMEOUT, retry_strategy=False, endpoint_url=api_url)
         self._base_id, self._limit = base_id, limit
+        self._window = RequestWindow(limit.rate)
         self._numbers = self._api.table(base_id, numbers_table)
         self._payments = self._api.table(base_id, payments_table)
         self._tables = {numbers_table: NUMBER_FIELDS, payments_table: PAYMENT_FIELDS}
@@ -77,11 +102,15 @@ class AirtableBase:
     async def _call(self, call: Callable[[], T]) -> T:
         await self._limit.acquire()
         try:
-            return await asyncio.to_thread(call)
+            return await asyncio.to_thread(self._paced, call)
         except requests.HTTPError as exc:
             raise self._refusal(exc) from None
         except requests.RequestException as exc:
             raise MirrorUnavailable(f"Airtable could not be reached: {type(exc).__name__}") from None
+
+    def _paced(self, call: Callable[[], T]) -> T:
+        self._window.take()
+        return call()
 
     def _refusal(self, exc: requests.HTTPError) -> Exception:
         status = exc.response.status_code if exc.response is not None else 0
