@@ -22,6 +22,7 @@ from weft.adapters.stripe_payments import StripePaymentGateway
 from weft.adapters.system import SystemClock, new_id
 from weft.adapters.test_mode_payments import TestModePaymentGateway
 from weft.adapters.twilio.sender import TwilioSmsSender
+from weft.application.alerts import AlertSettings, CheckAlerts
 from weft.application.cancel_subscriptions import CancelSubscriptions
 from weft.application.deliver_outbox import DeliverOutbox, SendSettings
 from weft.application.delivery_receipts import RecordDeliveryReceipts
@@ -82,6 +83,12 @@ def _send_settings(settings: Settings) -> SendSettings:
 
 def _sync_settings(settings: Settings) -> SyncSettings:
     return SyncSettings(name="bird", reply_window=timedelta(seconds=settings.sync_reply_window_seconds))
+
+
+def _alert_settings(settings: Settings) -> AlertSettings:
+    return AlertSettings(email=settings.alert_email, min_success_rate=settings.alert_min_success_rate,
+                         min_messages=settings.alert_min_messages, stall_minutes=settings.alert_stall_minutes,
+                         daily_cap=settings.sms_daily_cap, time_zone=settings.time_zone)
 
 
 def _care_settings(settings: Settings) -> CareSettings:
@@ -263,6 +270,9 @@ class Container(containers.DeclarativeContainer):
     mirror_worker = providers.Singleton(QueueWorker, push_to_mirror, store, clock, lease_settings, 1,
                                         mirror_poll_seconds, foreground=foreground)
     import_from_base = providers.Singleton(ImportFromBase, organiser_base, store, clock, settings.provided.join_words)
+
+    alert_settings = providers.Singleton(_alert_settings, settings)
+    check_alerts = providers.Singleton(CheckAlerts, views, email, clock, alert_settings, store)
 
 
 

@@ -261,3 +261,16 @@ mirror_queue = sa.Table(
     sa.Index("ix_mirror_queue_due", "next_attempt_at"),
     sa.Index("ix_mirror_queue_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
 )
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("summary", sa.Text(), nullable=False),
+    sa.Column("since", UtcDateTime()),
+    sa.Column("checked_at", UtcDateTime()),
+    sa.Column("notified_at", UtcDateTime()),
+    # {campaign id: [progress, ISO time it was first seen at that value]}, for the stall rule.
+    sa.Column("progress", sa.JSON, nullable=False),
+)
