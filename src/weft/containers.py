@@ -13,6 +13,7 @@ from weft.adapters.bird.history import BirdMessageHistory
 from weft.adapters.bird.sender import BirdSmsSender
 from weft.adapters.console_email import ConsoleEmailSender
 from weft.adapters.console_sms import ConsoleSmsSender
+from weft.adapters.prometheus import MeasuredSmsSender, Metrics
 from weft.adapters.resend_email import ResendEmailSender
 from weft.adapters.smtp_email import SmtpEmailSender
 from weft.adapters.sql.engine import create_engine
@@ -135,6 +136,8 @@ class Container(containers.DeclarativeContainer):
             api_url=settings.provided.twilio_api_url,
         ),
     )
+    metrics = providers.Singleton(Metrics)
+    measured_sms = providers.Singleton(MeasuredSmsSender, sms, metrics)
     email = providers.Selector(
         settings.provided.email_provider,
         console=providers.Singleton(ConsoleEmailSender),
@@ -174,11 +177,11 @@ class Container(containers.DeclarativeContainer):
     sms_retry = providers.Singleton(_sms_retry, settings)
     send_settings = providers.Singleton(_send_settings, settings)
     deliver_priority = providers.Singleton(
-        DeliverOutbox, Lane.PRIORITY, sms, pacer, store, views, clock, sms_retry, send_settings,
+        DeliverOutbox, Lane.PRIORITY, measured_sms, pacer, store, views, clock, sms_retry, send_settings,
         on_journey=wakeups.provided.caller.call("journeys"),
     )
     deliver_broadcast = providers.Singleton(
-        DeliverOutbox, Lane.BROADCAST, sms, pacer, store, views, clock, sms_retry, send_settings,
+        DeliverOutbox, Lane.BROADCAST, measured_sms, pacer, store, views, clock, sms_retry, send_settings,
     )
     send_concurrency = providers.Object(8)
     priority_worker = providers.Singleton(QueueWorker, deliver_priority, store, clock, lease_settings,
@@ -216,6 +219,7 @@ class Container(containers.DeclarativeContainer):
         received=wakeups.provided.caller.call("inbound"),
         queued=wakeups.provided.caller.call("outbox-priority"),
         cancelling=wakeups.provided.caller.call("cancellations"),
+        counted=metrics.provided.keywords_applied,
     )
     handle_inbound_sms = providers.Singleton(HandleInboundSms, store, clock, apply_keywords, inbound_wakeups)
     record_delivery_receipts = providers.Singleton(RecordDeliveryReceipts, store, clock)

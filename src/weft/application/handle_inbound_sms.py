@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -42,6 +43,8 @@ class Applied:
     cancellations: int = 0
     keywords: int = 0
     """Texts whose keyword was acted on (a late text older than its number's last consent change is not)."""
+    by_keyword: Mapping[Keyword, int] = attrs.field(factory=dict)
+    """Every text applied, by the keyword it matched (Keyword.NONE for the rest)."""
 
 
 _PROVIDER_ANSWERED = frozenset({MessageKind.OPT_OUT_CONFIRMATION, MessageKind.OPT_IN_CONFIRMATION, MessageKind.HELP})
@@ -66,6 +69,7 @@ class ApplyKeywords:
         members = tx.members.get_many({m.sender for m in messages}, for_update=True)
         replies: list[tuple[OutboundSms, datetime]] = []
         cancellations = keywords = 0
+        by_keyword = Counter[Keyword]()
         for message in messages:
             at = message.received_at or now
             subscriber = members.get(message.sender.e164) or Subscriber.first_contact(message.sender, at)
@@ -76,6 +80,7 @@ class ApplyKeywords:
             else:
                 subscriber.record_inbound(message.text, at)
             command = parse_keyword(message.text, self._settings.join_words)
+            by_keyword[command.keyword] += 1
             if late and subscriber.consent_changed_at is not None and subscriber.consent_changed_at > at:
                 continue
             kind = self._react(subscriber, command, message, at)
@@ -86,7 +91,7 @@ class ApplyKeywords:
         tx.members.save_many(list(members.values()))
         queued = tx.outbox.enqueue_many(replies, now)
         tx.inbound.mark_processed([m.provider_id for m in messages], now)
-        return Applied(len(messages), queued, cancellations, keywords)
+        return Applied(len(messages), queued, cancellations, keywords, by_keyword)
 
     def _react(
         self, subscriber: Subscriber, command: KeywordCommand, message: InboundSms, at: datetime
@@ -157,13 +162,16 @@ class ApplyKeywords:
 @attrs.frozen
 class InboundWakeups:
     """Who to wake after a commit: the inbound worker for stored texts, the outbox for replies, and the
-    cancellation worker for subscriptions to cancel."""
+    cancellation worker for subscriptions to cancel; `counted` hears how many texts of each keyword were applied."""
 
     received: Callable[[], None] = lambda: None
     queued: Callable[[], None] = lambda: None
     cancelling: Callable[[], None] = lambda: None
+    counted: Callable[[Mapping[Keyword, int]], None] = lambda counts: None
 
     def after(self, applied: Applied) -> None:
+        if applied.by_keyword:
+            self.counted(applied.by_keyword)
         if applied.replies:
             self.queued()
         if applied.cancellations:

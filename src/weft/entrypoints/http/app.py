@@ -26,7 +26,7 @@ from weft.domain.errors import (
     UnknownCampaign,
     UnknownJourney,
 )
-from weft.entrypoints.http import admin, bird_webhook, campaigns, checkout, pages, twilio_webhook
+from weft.entrypoints.http import admin, bird_webhook, campaigns, checkout, metrics, pages, twilio_webhook
 from weft.entrypoints.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     """The HTTP app. With `background`, its lifespan also runs the background runtime (the send pipeline,
     journeys, cancellations, campaigns and the monthly scheduler; see weft.entrypoints.runtime), which first picks
     up whatever a crash left pending; otherwise a `weft worker` process runs it."""
-    container.wire(modules=[admin, campaigns, checkout, pages])
+    container.wire(modules=[admin, campaigns, checkout, metrics, pages])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -59,7 +59,8 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     return Starlette(
         routes=routes(container),
         lifespan=lifespan,
-        middleware=[Middleware(Edge, foreground=container.foreground(), limits=BODY_LIMITS,
+        middleware=[Middleware(metrics.TimeWebhooks, timers=container.metrics().webhook_timers),
+                    Middleware(Edge, foreground=container.foreground(), limits=BODY_LIMITS,
                                default_limit=API_MAX_BYTES)],
         exception_handlers={
             MalformedWebhook: _bad_request,
@@ -171,6 +172,7 @@ def other_routes() -> list[BaseRoute]:
     return [
         *pages.page_routes(),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics.scrape_metrics, methods=["GET"]),
         Route("/api/stripe/create-checkout-session", checkout.create_checkout_session, methods=["POST"]),
         Route("/api/stripe/session", checkout.checkout_session_status, methods=["GET"]),
         Route("/test-checkout/{session_id}/pay", checkout.pay_test_checkout, methods=["POST"]),
