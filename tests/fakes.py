@@ -872,10 +872,11 @@ class InMemoryViews:
         return MirrorStatus(_Mirror(self._state).backlog(self._clock.now()),
                             datetime.fromisoformat(pushed) if pushed else None)
 
-    async def campaign_sendable(self, campaign_id: str, now: datetime) -> int:
+    async def campaign_sendable(self, campaign_id: str, now: datetime, retry_until: datetime) -> int:
         return sum(1 for e in self._state.outbox.values()
                    if e.message.campaign_id == campaign_id and e.status is DeliveryStatus.PENDING
-                   and (e.attempts > 0 or e.next_attempt_at is None or e.next_attempt_at <= now))
+                   and e.next_attempt_at is not None
+                   and (e.next_attempt_at <= now or (e.attempts > 0 and e.next_attempt_at <= retry_until)))
 
     async def sms_outcome_counts(self, since: datetime) -> dict[str, int]:
         counts = dict.fromkeys(OUTCOMES, 0)

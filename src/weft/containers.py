@@ -86,10 +86,11 @@ def _sync_settings(settings: Settings) -> SyncSettings:
     return SyncSettings(name="bird", reply_window=timedelta(seconds=settings.sync_reply_window_seconds))
 
 
-def _alert_settings(settings: Settings) -> AlertSettings:
+def _alert_settings(settings: Settings, sms_retry: RetryPolicy) -> AlertSettings:
     return AlertSettings(email=settings.alert_email, min_success_rate=settings.alert_min_success_rate,
                          min_messages=settings.alert_min_messages, stall_minutes=settings.alert_stall_minutes,
-                         daily_cap=settings.sms_daily_cap, time_zone=settings.time_zone)
+                         daily_cap=settings.sms_daily_cap, time_zone=settings.time_zone,
+                         retry_horizon=timedelta(seconds=sms_retry.max_delay))
 
 
 def _care_settings(settings: Settings) -> CareSettings:
@@ -275,7 +276,7 @@ class Container(containers.DeclarativeContainer):
                                         mirror_poll_seconds, foreground=foreground)
     import_from_base = providers.Singleton(ImportFromBase, organiser_base, store, clock, settings.provided.join_words)
 
-    alert_settings = providers.Singleton(_alert_settings, settings)
+    alert_settings = providers.Singleton(_alert_settings, settings, sms_retry)
     check_alerts = providers.Singleton(CheckAlerts, views, email, clock, alert_settings, store)
 
 

@@ -104,22 +104,24 @@ async def test_active_alerts_list_only_active_ones_the_longest_standing_first(ba
 
 async def test_campaign_sendable_counts_due_and_retrying_texts_not_those_held_for_later(backend: Backend) -> None:
     store, views = backend.store, backend.views
-    await enqueue(store, care("due"), care("due-too"), care("other", campaign_id="care-2026-10"))
-    await enqueue(store, care("quiet"), care("retrying"), due=later(3600))
-    await enqueue(store, care("sent"))
+    await enqueue(store, care("due"), care("due-too"), care("other", campaign_id="care-2026-10"), care("sent"))
+    await enqueue(store, care("quiet"), care("held-after-a-failure"), due=later(3600))
+    await enqueue(store, care("retrying"), due=later(60))
 
     def settle(tx: Transaction) -> None:
-        retrying, sent = tx.outbox.get("retrying"), tx.outbox.get("sent")
-        assert retrying is not None and sent is not None
-        tx.outbox.record([attrs.evolve(retrying, attempts=1, first_attempt_at=NOW),
-                          attrs.evolve(sent, status=DeliveryStatus.SENT, attempts=1, sent_at=NOW,
+        tried = [tx.outbox.get(key) for key in ("retrying", "held-after-a-failure")]
+        tx.outbox.record([attrs.evolve(e, attempts=1, first_attempt_at=NOW) for e in tried if e is not None])
+        sent = tx.outbox.get("sent")
+        assert sent is not None
+        tx.outbox.record([attrs.evolve(sent, status=DeliveryStatus.SENT, attempts=1, sent_at=NOW,
                                        next_attempt_at=None)])
 
     await store.transaction(settle)
 
-    assert await views.campaign_sendable("care-2026-11", NOW) == 3
-    assert await views.campaign_sendable("care-2026-11", later(3600)) == 4
-    assert await views.campaign_sendable("care-2026-09", NOW) == 0
+    assert await views.campaign_sendable("care-2026-11", NOW, later(300)) == 3
+    assert await views.campaign_sendable("care-2026-11", NOW, later(30)) == 2
+    assert await views.campaign_sendable("care-2026-11", later(3600), later(3900)) == 5
+    assert await views.campaign_sendable("care-2026-09", NOW, later(300)) == 0
 
 
 async def test_sms_outcome_counts_count_the_texts_queued_since_by_where_they_stand(backend: Backend) -> None:

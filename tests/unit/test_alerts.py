@@ -48,6 +48,15 @@ class World:
 
         await self.store.transaction(write)
 
+    async def put_back(self, due: datetime) -> None:
+        """Every pending text was tried and failed, and waits until `due`."""
+        def write(tx: Transaction) -> None:
+            entries = [e for e in self.store.state.outbox.values() if e.status is DeliveryStatus.PENDING]
+            tx.outbox.record([attrs.evolve(e, attempts=e.attempts + 1, first_attempt_at=NOW, next_attempt_at=due)
+                              for e in entries])
+
+        await self.store.transaction(write)
+
     async def campaign(self, state: CampaignState = CampaignState.SENDING, selected: int = 0) -> None:
         campaign = Campaign(id=CAMPAIGN, month="2026-12", text="care", created_at=NOW, state=state, selected=selected)
         await self.store.transaction(lambda tx: tx.campaigns.save(campaign))
@@ -238,3 +247,28 @@ def test_the_alert_settings_have_their_defaults() -> None:
 def test_a_malformed_alert_or_metrics_setting_fails_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value}, env_file=None)
+
+
+
+async def test_a_text_that_failed_and_then_waits_for_quiet_hours_does_not_stall_its_campaign(world: World) -> None:
+    await world.campaign()
+    await world.texts(3, DeliveryStatus.PENDING, MessageKind.CARE)
+    await world.put_back(NOW + timedelta(hours=9))
+    check = world.check(stall_minutes=15)
+
+    for _ in range(4):
+        assert await check() == []
+        world.clock.advance(3600)
+
+
+async def test_a_campaign_whose_texts_keep_failing_for_the_stall_time_raises_an_alert(world: World) -> None:
+    await world.campaign()
+    await world.texts(3, DeliveryStatus.PENDING, MessageKind.CARE)
+    check = world.check(stall_minutes=15)
+    found = []
+    for _ in range(16):
+        await world.put_back(world.clock.now() + timedelta(minutes=4))  # the provider is down: tried, put back
+        found = await check()
+        world.clock.advance(60)
+
+    assert [a.kind for a in found] == [AlertKind.CAMPAIGN_STALLED]

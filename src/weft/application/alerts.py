@@ -31,6 +31,9 @@ class AlertSettings:
     time_zone: str = "UTC"
     """Where the daily cap's day starts."""
     watched_campaigns: int = 3
+    retry_horizon: timedelta = timedelta(minutes=5)
+    """The longest a transient fault puts a text back (the send RetryPolicy's max_delay): a text retrying within it
+    is waiting for the provider, one put back further is waiting for quiet hours to end."""
 
 
 @attrs.frozen
@@ -60,9 +63,9 @@ class CheckAlerts:
     reported failed, with at least `min_messages` attempted.
     Stalled campaign: a run not finished whose progress (texts selected plus texts no longer pending) has not
     moved for `stall_minutes` while it is still selecting, or has texts it could send now (due, or retrying after
-    a failed attempt). A run waiting on purpose is not stalled: all its pending texts held until quiet hours end
-    (not due yet), or the daily cap reached for today. A provider pause (429) longer than `stall_minutes` is
-    reported, since nothing moves.
+    a failed attempt within `retry_horizon`); its clock starts when it could first send. A run waiting on purpose
+    is not stalled: all its pending texts held until quiet hours end (not due yet), or the daily cap reached for
+    today. A provider pause (429) or outage longer than `stall_minutes` is reported, since nothing moves.
 
     A notification is claimed in the store before it is sent, so it goes at most once per hour and kind; one
     that fails is logged and its claim given back, so the next check tries again.
@@ -89,7 +92,7 @@ class CheckAlerts:
             campaign = summary.campaign
             if campaign.state is CampaignState.FINISHED:
                 continue
-            sendable = await self._views.campaign_sendable(campaign.id, now)
+            sendable = await self._views.campaign_sendable(campaign.id, now, now + self._settings.retry_horizon)
             watched.append(CampaignWatch(campaign.id, campaign.selected + summary.eligible - summary.pending,
                                          campaign.state is CampaignState.SELECTING, sendable, summary.pending))
         return watched

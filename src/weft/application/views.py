@@ -151,9 +151,9 @@ class Views(Protocol):
     async def campaign(self, campaign_id: str) -> CampaignSummary | None:
         ...
 
-    async def campaign_sendable(self, campaign_id: str, now: datetime) -> int:
-        """The campaign's pending texts that could go now: due by `now`, or waiting for a retry after a failed
-        attempt (not those held back until quiet hours end)."""
+    async def campaign_sendable(self, campaign_id: str, now: datetime, retry_until: datetime) -> int:
+        """The campaign's pending texts that could go now: due by `now`, or retrying after a failed attempt and due
+        by `retry_until` (not those held back until quiet hours end, attempted or not)."""
         ...
 
     async def sms_outcome_counts(self, since: datetime) -> dict[str, int]:

@@ -120,11 +120,11 @@ class SqlViews:
 
         return await self._read(read)
 
-    async def campaign_sendable(self, campaign_id: str, now: datetime) -> int:
+    async def campaign_sendable(self, campaign_id: str, now: datetime, retry_until: datetime) -> int:
         o = t.outbox.c
         query = sa.select(sa.func.count()).where(
             o.campaign_id == campaign_id, o.status == DeliveryStatus.PENDING.value,
-            sa.or_(o.next_attempt_at <= now, o.attempts > 0))
+            sa.or_(o.next_attempt_at <= now, sa.and_(o.attempts > 0, o.next_attempt_at <= retry_until)))
         return await self._read(lambda c: int(c.execute(query).scalar() or 0))
 
     async def sms_outcome_counts(self, since: datetime) -> dict[str, int]:
