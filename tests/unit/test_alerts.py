@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import attrs
 import pytest
@@ -12,7 +13,8 @@ from apscheduler.triggers.cron import CronTrigger
 from tests.fakes import FakeEmailSender, FixedClock, InMemoryStore, InMemoryViews
 from weft.application.alerts import AlertSettings, CheckAlerts
 from weft.application.unit_of_work import Transaction
-from weft.config import ConfigError, load_settings
+from weft.config import ConfigError, Settings, load_settings
+from weft.containers import Container
 from weft.domain.alerts import AlertKind
 from weft.domain.campaign import Campaign, CampaignState
 from weft.domain.messages import DeliveryStatus, MessageKind, OutboundSms, SendResult
@@ -272,3 +274,14 @@ async def test_a_campaign_whose_texts_keep_failing_for_the_stall_time_raises_an_
         world.clock.advance(60)
 
     assert [a.kind for a in found] == [AlertKind.CAMPAIGN_STALLED]
+
+
+def test_the_container_builds_the_alert_check_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'weft.db'}", alert_email="ops@example.org",
+                        alert_stall_minutes=30, sms_daily_cap=500, time_zone="America/New_York")
+    container = Container(settings=settings)
+    alert_settings = container.alert_settings()
+
+    assert isinstance(container.check_alerts(), CheckAlerts)
+    assert alert_settings == AlertSettings(email="ops@example.org", stall_minutes=30, daily_cap=500,
+                                           time_zone="America/New_York", retry_horizon=timedelta(minutes=5))
