@@ -12,7 +12,7 @@ import attrs
 from weft.application.ports import Clock, EmailSender
 from weft.application.unit_of_work import Store, Transaction
 from weft.application.views import Views
-from weft.domain.alerts import Alert, AlertKind, delivery_rate_summary
+from weft.domain.alerts import Alert, AlertKind, CampaignWatch, delivery_rate_summary
 from weft.domain.campaign import CampaignState
 from weft.domain.messages import OutboundEmail
 
@@ -34,18 +34,6 @@ class AlertSettings:
     retry_horizon: timedelta = timedelta(minutes=5)
     """The longest a transient fault puts a text back (the send RetryPolicy's max_delay): a text retrying within it
     is waiting for the provider, one put back further is waiting for quiet hours to end."""
-
-
-@attrs.frozen
-class CampaignWatch:
-    """A care message run not finished yet, as the stall rule sees it."""
-
-    id: str
-    progress: int
-    """Texts selected in the current pass plus texts no longer pending: grows while the run moves."""
-    selecting: bool
-    sendable: int
-    pending: int
 
 
 @attrs.frozen
@@ -101,7 +89,8 @@ class CheckAlerts:
                 now: datetime) -> tuple[list[Alert], list[_Notice]]:
         rate, stall = tx.alerts.get(AlertKind.DELIVERY_RATE), tx.alerts.get(AlertKind.CAMPAIGN_STALLED)
         rate.update(delivery, now)
-        stall.update(self._stall_summary(stall, watched, self._cap_reached(tx, now), now), now)
+        limit = timedelta(minutes=self._settings.stall_minutes)
+        stall.update(stall.stalled_campaigns(watched, self._cap_reached(tx, now), limit, now), now)
         notices = []
         for alert in (rate, stall):
             previous = alert.notified_at
@@ -109,17 +98,6 @@ class CheckAlerts:
                 notices.append(_Notice(alert, previous))
             tx.alerts.save(alert)
         return [rate, stall], notices
-
-    def _stall_summary(self, alert: Alert, watched: list[CampaignWatch], cap_reached: bool,
-                       now: datetime) -> str | None:
-        moving = [w for w in watched if w.selecting or (w.sendable and not cap_reached)]
-        alert.watch_only({w.id for w in moving})
-        limit = timedelta(minutes=self._settings.stall_minutes)
-        stalled = [(w, now - alert.stalled_since(w.id, w.progress, now)) for w in moving]
-        lines = [f"campaign {w.id} has not moved for {int(idle.total_seconds() // 60)} minutes "
-                 f"({'still selecting' if w.selecting else 'sending'}, {w.pending} texts pending)"
-                 for w, idle in stalled if idle >= limit]
-        return "; ".join(lines) or None
 
     def _cap_reached(self, tx: Transaction, now: datetime) -> bool:
         cap = self._settings.daily_cap

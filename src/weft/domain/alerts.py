@@ -18,6 +18,19 @@ class AlertKind(enum.Enum):
     """A care message run stopped moving while it has texts it could send."""
 
 
+@attrs.frozen
+class CampaignWatch:
+    """A care message run not finished yet, as the stall rule sees it."""
+
+    id: str
+    progress: int
+    """Members selected in the current pass plus texts no longer pending: grows while the run moves."""
+    selecting: bool
+    sendable: int
+    """Pending texts that could go now (due, or put back by a transient fault for a short backoff only)."""
+    pending: int
+
+
 @attrs.define
 class Alert:
     """One kind of alert: whether it is active and what it says, when its notification last went out, and (for
@@ -52,16 +65,26 @@ class Alert:
         if self.notified_at == claimed_at:
             self.notified_at = previous
 
-    def stalled_since(self, campaign_id: str, progress: int, at: datetime) -> datetime:
-        """Record a campaign's progress now; returns since when it has stood at this value."""
+    def stalled_campaigns(self, watched: list[CampaignWatch], cap_reached: bool, limit: timedelta,
+                          at: datetime) -> str | None:
+        """The stall alert's text for the runs whose progress has not moved for `limit` while they could move
+        (selecting, or with sendable texts and the daily cap not reached); None when every run moves or waits on
+        purpose. A run's clock starts when it could first move: waiting on purpose forgets its progress."""
+        moving = [w for w in watched if w.selecting or (w.sendable and not cap_reached)]
+        self.progress = {k: v for k, v in self.progress.items() if k in {w.id for w in moving}}
+        lines = []
+        for w in moving:
+            idle = at - self._stood_since(w.id, w.progress, at)
+            if idle >= limit:
+                lines.append(f"campaign {w.id} has not moved for {int(idle.total_seconds() // 60)} minutes "
+                             f"({'still selecting' if w.selecting else 'sending'}, {w.pending} texts pending)")
+        return "; ".join(lines) or None
+
+    def _stood_since(self, campaign_id: str, progress: int, at: datetime) -> datetime:
         seen = self.progress.get(campaign_id)
         if seen is None or seen[0] != progress:
             seen = self.progress[campaign_id] = (progress, at)
         return seen[1]
-
-    def watch_only(self, campaign_ids: set[str]) -> None:
-        """Forget the progress of campaigns no longer watched (finished, or waiting on purpose)."""
-        self.progress = {k: v for k, v in self.progress.items() if k in campaign_ids}
 
 
 def delivery_rate_summary(took: int, failed: int, min_rate: float, min_messages: int) -> str | None:
