@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import attrs
 
-from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
+from weft.application.delivery_stats import OUTCOMES, Outcome, email_outcome, sms_outcome
 from weft.application.mirror import PUSHED_CURSOR
 from weft.application.paging import Page, Position, in_memory_page
 from weft.application.ports import (
@@ -50,6 +50,7 @@ from weft.application.views import (
     outbox_position,
     payment_position,
 )
+from weft.domain.alerts import Alert, AlertKind
 from weft.domain.campaign import Campaign
 from weft.domain.errors import PaymentProviderError, PaymentProviderThrottled, PaymentProviderUnavailable
 from weft.domain.journey import AuditEntry, Journey, Step
@@ -287,6 +288,7 @@ class _State:
     """(outbox key, receipt, received at): every matched receipt, as the SQL store's delivery history."""
     cursors: dict[str, str] = attrs.field(factory=dict)
     mirror: dict[str, _MirrorEntry] = attrs.field(factory=dict)
+    alerts: dict[AlertKind, Alert] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -348,6 +350,7 @@ class InMemoryTransaction:
         self.campaigns = _Campaigns(state)
         self.leases = _Leases(state)
         self.cursors = _Cursors(state)
+        self.alerts = _Alerts(state)
 
 
 class _Members:
@@ -661,6 +664,17 @@ class _Cursors:
         self.state.cursors[name] = cursor
 
 
+class _Alerts:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def get(self, kind: AlertKind) -> Alert:
+        return copy.deepcopy(self.state.alerts.get(kind, Alert(kind)))
+
+    def save(self, alert: Alert) -> None:
+        self.state.alerts[alert.kind] = copy.deepcopy(alert)
+
+
 def campaign_counts(state: _State, campaign_id: str, now: datetime) -> CampaignCounts:
     entries = [e for e in state.outbox.values() if e.message.campaign_id == campaign_id]
     by_status: dict[DeliveryStatus, int] = {}
@@ -892,6 +906,28 @@ class InMemoryViews:
         pushed = self._state.cursors.get(PUSHED_CURSOR)
         return MirrorStatus(_Mirror(self._state).backlog(self._clock.now()),
                             datetime.fromisoformat(pushed) if pushed else None)
+
+    async def campaign_sendable(self, campaign_id: str, now: datetime, retry_until: datetime) -> int:
+        return sum(1 for e in self._state.outbox.values()
+                   if e.message.campaign_id == campaign_id and e.status is DeliveryStatus.PENDING
+                   and e.next_attempt_at is not None
+                   and (e.next_attempt_at <= now or (e.attempts > 0 and e.next_attempt_at <= retry_until)))
+
+    async def sms_outcome_counts(self, since: datetime) -> dict[str, int]:
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for outcome in await self.delivery_outcomes(since):
+            counts[outcome.outcome] += outcome.channel == "sms"
+        return counts
+
+    async def queue_depth(self) -> dict[Lane, int]:
+        depth = dict.fromkeys(Lane, 0)
+        for e in self._state.outbox.values():
+            depth[e.message.lane] += e.status is DeliveryStatus.PENDING
+        return depth
+
+    async def active_alerts(self) -> list[Alert]:
+        active = (a for a in self._state.alerts.values() if a.active)
+        return sorted(active, key=lambda a: (a.since or self._clock.now(), a.kind.value))
 
     def _summary(self, campaign: Campaign) -> CampaignSummary:
         return CampaignSummary(campaign, campaign_counts(self._state, campaign.id, self._clock.now()))

@@ -107,6 +107,14 @@ class Settings:
     airtable_payments_table: str = "Payments"
     airtable_requests_per_second: float = 5.0
     """Airtable's limit is 5 requests a second per base, shared by everything that writes to the base."""
+    alert_email: str = ""
+    alert_min_success_rate: float = 0.95
+    alert_min_messages: int = 20
+    alert_stall_minutes: int = 15
+    alert_check_seconds: int = 60
+    """How often the scheduler checks the alerts (0: never on this instance)."""
+    metrics_public: bool = False
+    """/metrics answers without the admin token (for a scraper on a private network)."""
 
     @property
     def admin_tokens(self) -> tuple[str, ...]:
@@ -210,7 +218,37 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         checkout_max_dollars=_int("WEFT_CHECKOUT_MAX_DOLLARS", get("WEFT_CHECKOUT_MAX_DOLLARS", "1000")),
         **_sending(get),
         **_airtable(get),
+        **_alerts(get),
     )
+
+
+def _alerts(get: Callable[..., str]) -> dict[str, Any]:
+    rate = get("WEFT_ALERT_MIN_SUCCESS_RATE", "0.95")
+    return {
+        "alert_email": _email("WEFT_ALERT_EMAIL", get("WEFT_ALERT_EMAIL")),
+        "alert_min_success_rate": _fraction("WEFT_ALERT_MIN_SUCCESS_RATE", rate),
+        "alert_min_messages": _positive_int("WEFT_ALERT_MIN_MESSAGES", get("WEFT_ALERT_MIN_MESSAGES", "20")),
+        "alert_stall_minutes": _positive_int("WEFT_ALERT_STALL_MINUTES", get("WEFT_ALERT_STALL_MINUTES", "15")),
+        "alert_check_seconds": _positive_int("WEFT_ALERT_CHECK_SECONDS", get("WEFT_ALERT_CHECK_SECONDS", "60"),
+                                             allow_zero=True),
+        "metrics_public": _flag("WEFT_METRICS_PUBLIC", get("WEFT_METRICS_PUBLIC", "false")),
+    }
+
+
+def _email(name: str, value: str) -> str:
+    if value and not re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+", value):
+        raise ConfigError(f"{name} must be one email address such as ops@example.org, not {value!r}")
+    return value
+
+
+def _fraction(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 1:
+        raise ConfigError(f"{name} must be a number from 0 to 1 (0.95 is 95%), not {value!r}")
+    return number
 
 
 def _airtable(get: Callable[..., str]) -> dict[str, Any]:

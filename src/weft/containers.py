@@ -13,6 +13,7 @@ from weft.adapters.bird.history import BirdMessageHistory
 from weft.adapters.bird.sender import BirdSmsSender
 from weft.adapters.console_email import ConsoleEmailSender
 from weft.adapters.console_sms import ConsoleSmsSender
+from weft.adapters.prometheus import MeasuredSmsSender, Metrics
 from weft.adapters.resend_email import ResendEmailSender
 from weft.adapters.smtp_email import SmtpEmailSender
 from weft.adapters.sql.dashboard import SqlDashboard
@@ -23,6 +24,7 @@ from weft.adapters.stripe_payments import StripePaymentGateway
 from weft.adapters.system import SystemClock, new_id
 from weft.adapters.test_mode_payments import TestModePaymentGateway
 from weft.adapters.twilio.sender import TwilioSmsSender
+from weft.application.alerts import AlertSettings, CheckAlerts
 from weft.application.cancel_subscriptions import CancelSubscriptions
 from weft.application.deliver_outbox import DeliverOutbox, SendSettings
 from weft.application.delivery_receipts import RecordDeliveryReceipts
@@ -87,6 +89,14 @@ def _sync_settings(settings: Settings) -> SyncSettings:
     return SyncSettings(name="bird", reply_window=timedelta(seconds=settings.sync_reply_window_seconds))
 
 
+def _alert_settings(settings: Settings, sms_retry: RetryPolicy) -> AlertSettings:
+    return AlertSettings(email=settings.alert_email, min_success_rate=settings.alert_min_success_rate,
+                         min_messages=settings.alert_min_messages, stall_minutes=settings.alert_stall_minutes,
+                         daily_cap=settings.sms_daily_cap, time_zone=settings.time_zone,
+                         retry_horizon=timedelta(seconds=sms_retry.max_delay))
+
+
+
 def _replies(settings: Settings) -> Replies:
     replies = Replies(public_url=settings.public_url, program_name=settings.program_name,
                       support_contact=settings.support_contact, join_word=settings.join_words[0],
@@ -140,6 +150,8 @@ class Container(containers.DeclarativeContainer):
             api_url=settings.provided.twilio_api_url,
         ),
     )
+    metrics = providers.Singleton(Metrics)
+    measured_sms = providers.Singleton(MeasuredSmsSender, sms, metrics)
     email = providers.Selector(
         settings.provided.email_provider,
         console=providers.Singleton(ConsoleEmailSender),
@@ -178,11 +190,11 @@ class Container(containers.DeclarativeContainer):
     sms_retry = providers.Singleton(_sms_retry, settings)
     send_settings = providers.Singleton(_send_settings, settings)
     deliver_priority = providers.Singleton(
-        DeliverOutbox, Lane.PRIORITY, sms, pacer, store, views, clock, sms_retry, send_settings,
+        DeliverOutbox, Lane.PRIORITY, measured_sms, pacer, store, views, clock, sms_retry, send_settings,
         on_journey=wakeups.provided.caller.call("journeys"),
     )
     deliver_broadcast = providers.Singleton(
-        DeliverOutbox, Lane.BROADCAST, sms, pacer, store, views, clock, sms_retry, send_settings,
+        DeliverOutbox, Lane.BROADCAST, measured_sms, pacer, store, views, clock, sms_retry, send_settings,
     )
     send_concurrency = providers.Object(8)
     priority_worker = providers.Singleton(QueueWorker, deliver_priority, store, clock, lease_settings,
@@ -222,6 +234,7 @@ class Container(containers.DeclarativeContainer):
         received=wakeups.provided.caller.call("inbound"),
         queued=wakeups.provided.caller.call("outbox-priority"),
         cancelling=wakeups.provided.caller.call("cancellations"),
+        counted=metrics.provided.keywords_applied,
     )
     handle_inbound_sms = providers.Singleton(HandleInboundSms, store, clock, apply_keywords, inbound_wakeups)
     record_delivery_receipts = providers.Singleton(RecordDeliveryReceipts, store, clock)
@@ -281,6 +294,9 @@ class Container(containers.DeclarativeContainer):
     mirror_worker = providers.Singleton(QueueWorker, push_to_mirror, store, clock, lease_settings, 1,
                                         mirror_poll_seconds, foreground=foreground)
     import_from_base = providers.Singleton(ImportFromBase, organiser_base, store, clock, settings.provided.join_words)
+
+    alert_settings = providers.Singleton(_alert_settings, settings, sms_retry)
+    check_alerts = providers.Singleton(CheckAlerts, views, email, clock, alert_settings, store)
 
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -50,6 +51,8 @@ class Applied:
     cancellations: int = 0
     keywords: int = 0
     """Texts whose keyword was acted on (a late text older than its number's last consent change is not)."""
+    by_keyword: Mapping[Keyword, int] = attrs.field(factory=dict)
+    """Every text applied, by the keyword it matched (Keyword.NONE for the rest)."""
 
 
 _PROVIDER_ANSWERED = frozenset({MessageKind.OPT_OUT_CONFIRMATION, MessageKind.OPT_IN_CONFIRMATION, MessageKind.HELP})
@@ -79,6 +82,7 @@ class ApplyKeywords:
         members = tx.members.get_many({m.sender for m in messages}, for_update=True)
         replies: list[tuple[OutboundSms, datetime]] = []
         cancellations = keywords = 0
+        by_keyword = Counter[Keyword]()
         for message in messages:
             at = message.received_at or now
             subscriber = members.get(message.sender.e164) or Subscriber.first_contact(message.sender, at)
@@ -89,6 +93,7 @@ class ApplyKeywords:
             else:
                 subscriber.record_inbound(message.text, at)
             command = self._parse(message)
+            by_keyword[command.keyword] += 1
             if late and subscriber.consent_changed_at is not None and subscriber.consent_changed_at > at:
                 continue
             kind = self._react(tx, subscriber, command, message, at)
@@ -99,7 +104,7 @@ class ApplyKeywords:
         tx.members.save_many(list(members.values()))
         queued = tx.outbox.enqueue_many(replies, now)
         tx.inbound.mark_processed([m.provider_id for m in messages], now)
-        return Applied(len(messages), queued, cancellations, keywords)
+        return Applied(len(messages), queued, cancellations, keywords, by_keyword)
 
     def _react(
         self, tx: Transaction, subscriber: Subscriber, command: KeywordCommand, message: InboundSms, at: datetime
@@ -181,13 +186,16 @@ class ApplyKeywords:
 @attrs.frozen
 class InboundWakeups:
     """Who to wake after a commit: the inbound worker for stored texts, the outbox for replies, and the
-    cancellation worker for subscriptions to cancel."""
+    cancellation worker for subscriptions to cancel; `counted` hears how many texts of each keyword were applied."""
 
     received: Callable[[], None] = lambda: None
     queued: Callable[[], None] = lambda: None
     cancelling: Callable[[], None] = lambda: None
+    counted: Callable[[Mapping[Keyword, int]], None] = lambda counts: None
 
     def after(self, applied: Applied) -> None:
+        if applied.by_keyword:
+            self.counted(applied.by_keyword)
         if applied.replies:
             self.queued()
         if applied.cancellations:

@@ -8,6 +8,7 @@ from typing import Protocol, TypeVar
 import attrs
 
 from weft.application.ports import PaymentEvent
+from weft.domain.alerts import Alert, AlertKind
 from weft.domain.campaign import Campaign
 from weft.domain.journey import AuditEntry, Journey
 from weft.domain.messages import (
@@ -386,6 +387,16 @@ class Leases(Protocol):
         ...
 
 
+class Alerts(Protocol):
+    def get(self, kind: AlertKind) -> Alert:
+        """The alert of this kind (inactive when never saved), locked for update until the transaction ends."""
+        ...
+
+    def save(self, alert: Alert) -> None:
+        """Insert or update the alert with its watched progress."""
+        ...
+
+
 class Transaction(Protocol):
     """One database transaction with a narrow repository per aggregate; it commits only when the work returns."""
 
@@ -427,6 +438,9 @@ class Transaction(Protocol):
 
     @property
     def mirror(self) -> MirrorQueue: ...
+
+    @property
+    def alerts(self) -> Alerts: ...
 
 
 class StoreError(Exception):

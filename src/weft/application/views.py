@@ -9,9 +9,10 @@ import attrs
 from weft.application.delivery_stats import Outcome
 from weft.application.paging import Page, Position
 from weft.application.unit_of_work import CampaignCounts, MirrorBacklog, OutboxEntry, ReceivedEvent
+from weft.domain.alerts import Alert
 from weft.domain.campaign import Campaign
 from weft.domain.journey import AuditEntry, Journey
-from weft.domain.messages import DeliveryStatus
+from weft.domain.messages import DeliveryStatus, Lane
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, ConsentChange, Subscriber
@@ -198,4 +199,22 @@ class Views(Protocol):
         ...
 
     async def campaign(self, campaign_id: str) -> CampaignSummary | None:
+        ...
+
+    async def campaign_sendable(self, campaign_id: str, now: datetime, retry_until: datetime) -> int:
+        """The campaign's pending texts that could go now: due by `now`, or retrying after a failed attempt and due
+        by `retry_until` (not those held back until quiet hours end, attempted or not)."""
+        ...
+
+    async def sms_outcome_counts(self, since: datetime) -> dict[str, int]:
+        """How many SMS queued since then (ours, not the provider's automations') stand at each of
+        delivery_stats.OUTCOMES now."""
+        ...
+
+    async def queue_depth(self) -> dict[Lane, int]:
+        """Pending outbox texts per lane (every lane, 0 when none)."""
+        ...
+
+    async def active_alerts(self) -> list[Alert]:
+        """The alerts active now, the longest-standing first."""
         ...

@@ -11,8 +11,8 @@ Threads and processes. Everything below runs on the process's one asyncio event 
   (pyairtable's calls run on asyncio's default thread pool, never on the loop);
 - the lease heartbeat, which renews every claim this process holds every `lease / 3` seconds, so a process that
   dies (kill -9, power loss) lets its work go to another within the lease (WEFT_LEASE_SECONDS, 20 s);
-- the APScheduler jobs that fire the monthly run and, with Bird configured, the automation sync every
-  WEFT_SYNC_INTERVAL_MINUTES (unless WEFT_SCHEDULER=off).
+- the APScheduler jobs that fire the monthly run, check the alerts every WEFT_ALERT_CHECK_SECONDS and, with Bird
+  configured, run the automation sync every WEFT_SYNC_INTERVAL_MINUTES (unless WEFT_SCHEDULER=off).
 Off the loop: the SQL store's writer thread (every commit, grouped) and asyncio's default thread pool (reads).
 While the runtime runs, the interpreter switches threads every 0.5 ms instead of 5 ms: SQLite's driver lets go of
 the GIL at every statement, and with the loop busy sending, each statement of a commit would otherwise wait up to
@@ -63,6 +63,7 @@ class Runtime:
             settings.time_zone,
             sync=container.sync_bird() if settings.bird_sync_available else None,
             sync_minutes=settings.sync_interval_minutes,
+            alerts=container.check_alerts(), alert_seconds=settings.alert_check_seconds,
         ) if (settings.scheduler if scheduler is None else scheduler) else None
 
     def register(self) -> None:

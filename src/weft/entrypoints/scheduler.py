@@ -27,11 +27,13 @@ class MonthlyScheduler:
     back that month: at start, when this month's fire time has passed and no run exists for the month."""
 
     def __init__(self, trigger: CronTrigger, start_monthly_care: StartMonthlyCare, views: Views, clock: Clock,
-                 time_zone: str, sync: Callable[[], Awaitable[object]] | None = None, sync_minutes: int = 0) -> None:
+                 time_zone: str, sync: Callable[[], Awaitable[object]] | None = None, sync_minutes: int = 0,
+                 alerts: Callable[[], Awaitable[object]] | None = None, alert_seconds: int = 0) -> None:
         self._trigger, self._start, self._views, self._clock = trigger, start_monthly_care, views, clock
         self._zone = ZoneInfo(time_zone)
         self._scheduler: AsyncIOScheduler | None = None
         self._sync, self._sync_minutes = sync, sync_minutes
+        self._alerts, self._alert_seconds = alerts, alert_seconds
 
     async def start(self) -> None:
         """Schedule the job (inside the running event loop, as APScheduler 3 requires) and catch up."""
@@ -41,6 +43,10 @@ class MonthlyScheduler:
         if self._sync is not None and self._sync_minutes > 0:
             self._scheduler.add_job(self.sync, IntervalTrigger(minutes=self._sync_minutes, timezone=self._zone),
                                     id="provider-sync", coalesce=True, max_instances=1)
+        if self._alerts is not None and self._alert_seconds > 0:
+            self._scheduler.add_job(self.check_alerts, IntervalTrigger(seconds=self._alert_seconds,
+                                                                       timezone=self._zone),
+                                    id="alert-check", coalesce=True, max_instances=1)
         self._scheduler.start()
         await self.catch_up()
 
@@ -75,6 +81,15 @@ class MonthlyScheduler:
             await self._sync()
         except Exception:
             log.exception("the provider automation sync failed; the next run goes on from the same cursor")
+
+    async def check_alerts(self) -> None:
+        """The alert check (every WEFT_ALERT_CHECK_SECONDS); a failure waits for the next run."""
+        if self._alerts is None:
+            return
+        try:
+            await self._alerts()
+        except Exception:
+            log.exception("checking the alerts failed; the next check tries again")
 
     async def fire(self) -> None:
         try:

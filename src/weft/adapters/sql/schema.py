@@ -284,3 +284,16 @@ test_mode_objects = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ix_test_mode_objects_lookup", "kind", "lookup"),
 )
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("summary", sa.Text(), nullable=False),
+    sa.Column("since", UtcDateTime()),
+    sa.Column("checked_at", UtcDateTime()),
+    sa.Column("notified_at", UtcDateTime()),
+    # {campaign id: [progress, ISO time it was first seen at that value]}, for the stall rule.
+    sa.Column("progress", sa.JSON, nullable=False),
+)

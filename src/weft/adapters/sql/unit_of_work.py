@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import attrs
 import sqlalchemy as sa
 
+from weft.adapters.sql.alerts import SqlAlerts
 from weft.adapters.sql.campaigns import SqlCampaigns
 from weft.adapters.sql.journeys import SqlJourneys
 from weft.adapters.sql.leases import SqlLeases
@@ -82,6 +83,10 @@ class SqlTransaction:
     @cached_property
     def mirror(self) -> SqlMirrorQueue:
         return SqlMirrorQueue(self._c)
+
+    @cached_property
+    def alerts(self) -> SqlAlerts:
+        return SqlAlerts(self._c)
 
 
 T = TypeVar("T")

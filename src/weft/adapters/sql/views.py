@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from weft.adapters.sql import schema as t
+from weft.adapters.sql.alerts import ACTIVE_ALERTS, alert_from_row
 from weft.adapters.sql.campaigns import campaign_from_row
 from weft.adapters.sql.journeys import journey_from_row
 from weft.adapters.sql.members import CONSENT_VERSION, subscriber_from_row
@@ -16,7 +17,7 @@ from weft.adapters.sql.mirror import SqlMirrorQueue
 from weft.adapters.sql.outbox import SqlCursors, campaign_counts, entry_from_row
 from weft.adapters.sql.payments import audit_from_row, payment_from_row
 from weft.adapters.sql.received_events import received_event_from_row
-from weft.application.delivery_stats import Outcome, email_outcome, sms_outcome
+from weft.application.delivery_stats import OUTCOMES, Outcome, email_outcome, sms_outcome
 from weft.application.mirror import PUSHED_CURSOR
 from weft.application.paging import Page, Position, page_of
 from weft.application.ports import Clock
@@ -37,8 +38,9 @@ from weft.application.views import (
     outbox_position,
     payment_position,
 )
+from weft.domain.alerts import Alert
 from weft.domain.journey import Journey, Step
-from weft.domain.messages import DeliveryState, DeliveryStatus, MessageKind
+from weft.domain.messages import DeliveryState, DeliveryStatus, Lane, MessageKind
 from weft.domain.payment import Payment, PaymentStatus
 from weft.domain.phone import PhoneNumber
 from weft.domain.subscriber import Consent, ConsentChange, Subscriber
@@ -150,6 +152,28 @@ class SqlViews:
 
         return await self._read(read)
 
+    async def campaign_sendable(self, campaign_id: str, now: datetime, retry_until: datetime) -> int:
+        o = t.outbox.c
+        query = sa.select(sa.func.count()).where(
+            o.campaign_id == campaign_id, o.status == DeliveryStatus.PENDING.value,
+            sa.or_(o.next_attempt_at <= now, sa.and_(o.attempts > 0, o.next_attempt_at <= retry_until)))
+        return await self._read(lambda c: int(c.execute(query).scalar() or 0))
+
+    async def sms_outcome_counts(self, since: datetime) -> dict[str, int]:
+        return await self._read(lambda c: _sms_outcome_counts(c, since))
+
+    async def queue_depth(self) -> dict[Lane, int]:
+        o = t.outbox.c
+        query = sa.select(o.lane, sa.func.count()).where(o.status == DeliveryStatus.PENDING.value).group_by(o.lane)
+
+        def read(c: sa.Connection) -> dict[Lane, int]:
+            return {**dict.fromkeys(Lane, 0), **{Lane(lane): count for lane, count in c.execute(query)}}
+
+        return await self._read(read)
+
+    async def active_alerts(self) -> list[Alert]:
+        return await self._read(lambda c: [alert_from_row(row) for row in c.execute(ACTIVE_ALERTS)])
+
     async def _read(self, query: Callable[[sa.Connection], T]) -> T:
         return await asyncio.to_thread(self._run, query)
 
@@ -173,6 +197,18 @@ def _care_candidates(c: sa.Connection, after: str, limit: int) -> list[CareCandi
         if status is not None:
             statuses[phone].add(PaymentStatus(status))
     return [CareCandidate(phone, value, frozenset(statuses[phone])) for phone, value in consent.items()]
+
+
+def _sms_outcome_counts(c: sa.Connection, since: datetime) -> dict[str, int]:
+    o = t.outbox.c
+    query = sa.select(o.status, o.delivery_state, sa.func.count()).where(
+        o.created_at >= since, o.kind != MessageKind.SENT_BY_PROVIDER.value).group_by(o.status, o.delivery_state)
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for status, state, count in c.execute(query):
+        outcome = sms_outcome(DeliveryStatus(status), DeliveryState(state) if state else None)
+        if outcome is not None:
+            counts[outcome] += count
+    return counts
 
 
 def _delivery_outcomes(c: sa.Connection, since: datetime) -> list[Outcome]:

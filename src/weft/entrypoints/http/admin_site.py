@@ -142,7 +142,7 @@ async def overview(request: Request, dashboard: Dashboard = Provide["dashboard"]
     care = campaigns[0] if campaigns and campaigns[0].campaign.month == month else None
     mirror = await views.mirror_status() if settings.airtable_configured else None
     return render(request, "overview.html", {
-        "figures": figures, "care": care, "month": month, "mirror": mirror,
+        "figures": figures, "care": care, "month": month, "mirror": mirror, "alerts": await views.active_alerts(),
         "sms_rate": charts.overall_rate(hours), "delivery_chart": charts.delivery_svg(hours, hourly=True),
         "joins_chart": charts.days_svg(figures.joins, figures.opt_outs),
     })

@@ -34,6 +34,7 @@ from weft.entrypoints.http import (
     campaigns,
     checkout,
     membership,
+    metrics,
     pages,
     twilio_webhook,
 )
@@ -53,7 +54,7 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     """The HTTP app. With `background`, its lifespan also runs the background runtime (the send pipeline,
     journeys, cancellations, campaigns and the monthly scheduler; see weft.entrypoints.runtime), which first picks
     up whatever a crash left pending; otherwise a `weft worker` process runs it."""
-    container.wire(modules=[admin, admin_site, campaigns, checkout, membership, pages])
+    container.wire(modules=[admin, admin_site, campaigns, checkout, membership, metrics, pages])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -70,7 +71,8 @@ def create_app(container: Container, background: bool = True) -> Starlette:
     app = Starlette(
         routes=routes(container),
         lifespan=lifespan,
-        middleware=[Middleware(Edge, foreground=container.foreground(), limits=BODY_LIMITS,
+        middleware=[Middleware(metrics.TimeWebhooks, timers=container.metrics().webhook_timers),
+                    Middleware(Edge, foreground=container.foreground(), limits=BODY_LIMITS,
                                default_limit=API_MAX_BYTES)],
         exception_handlers={
             MalformedWebhook: _bad_request,
@@ -216,8 +218,10 @@ def admin_routes(container: Container) -> list[BaseRoute]:
         Route("/sync-automation", admin.sync_bird, methods=["GET", "POST"]),
         Route("/send-monthly-messages", campaigns.send_monthly_messages, methods=["GET", "POST"]),
     ]
+    scrape = (Route("/metrics", metrics.scrape_metrics, methods=["GET"]) if container.settings().metrics_public
+              else Route("/metrics", metrics.scrape_for_admin, methods=["GET"], middleware=guard))
     return [Mount("/api/admin", routes=api, middleware=guard), Mount("/api/bird", routes=seed, middleware=guard),
-            Mount("/admin", routes=admin_site.site_routes(), middleware=guard)]
+            Mount("/admin", routes=admin_site.site_routes(), middleware=guard), scrape]
 
 
 async def healthz(request: Request) -> Response:
