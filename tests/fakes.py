@@ -844,6 +844,11 @@ class InMemoryViews:
                      for key, (m, at) in sorted(self._state.inbound.items(), key=lambda item: item[1][1])
                      if m.sender == phone],
             outbound=[e for e in self._state.outbox.values() if e.message.to == phone],
+            payments=(payments := in_memory_page([p for p in self._state.payments.values() if p.phone == phone],
+                                                 payment_position, True, None, 200).items),
+            journeys=in_memory_page([j for j, _ in self._state.journeys.values()
+                                     if j.payment_id in {p.id for p in payments}], journey_position, True, None,
+                                    200).items,
         )
 
     async def outbox(self, after: Position | None = None, limit: int = 200) -> Page[OutboxEntry]:

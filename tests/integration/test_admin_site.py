@@ -3,6 +3,7 @@ middleware over the site and the JSON API, and keyset pages."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Iterator
@@ -12,8 +13,9 @@ import httpx
 import pytest
 
 from tests.integration.conftest import ADMIN_TOKEN, RunningApp, fast_container, start_app
-from tests.integration.test_bird_webhook import applied, text_in
+from tests.integration.test_bird_webhook import PHONE, applied, text_in
 from weft.config import Settings
+from weft.domain.alerts import Alert, AlertKind
 
 OTHER_TOKEN = "a-second-admin-token"
 
@@ -188,3 +190,22 @@ def test_sign_in_never_sends_a_browser_out_of_the_admin(site: RunningApp, target
     response = site.client.post("/admin/sign-in", data={"token": ADMIN_TOKEN, "next": target})
 
     assert response.headers["location"] == "/admin/"
+
+
+def test_the_overview_shows_an_active_alert_and_a_members_payments(site: RunningApp) -> None:
+    now = site.container.clock().now()
+    alert = Alert(AlertKind.DELIVERY_RATE, active=True, summary="Only 40% of texts went through in the last hour",
+                  since=now, checked_at=now)
+    asyncio.run(site.container.store().transaction(lambda tx: tx.alerts.save(alert)))
+    text_in(site, "LOVE", "love-1")
+    applied(site)
+    joined = site.client.post("/api/stripe/create-checkout-session",
+                              json={"tier": "free", "email": "ada@example.org", "phone": PHONE})
+    assert joined.status_code == 200, joined.text
+
+    with signed_in(site) as browser:
+        overview = browser.get("/admin/").text
+        detail = browser.get("/admin/members/%2B14155550123").text
+
+    assert 'data-alert="delivery_rate"' in overview and "Only 40% of texts went through" in overview
+    assert 'data-payment-status="completed"' in detail and "Journeys" in detail

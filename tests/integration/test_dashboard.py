@@ -114,3 +114,24 @@ def _send(tx: Transaction, keys: list[str]) -> None:
         assert entry is not None
         tx.outbox.record([attrs.evolve(entry, status=DeliveryStatus.SENT, provider_id=f"prov-{key}", sent_at=NOW,
                                        attempts=1)])
+
+
+async def test_emails_count_by_where_each_journeys_email_stands(engine: sa.Engine) -> None:
+    store = SqlStore(engine)
+    try:
+        await store.transaction(seed)  # one journey whose email failed for good
+
+        def more(tx: Transaction) -> None:
+            sent = Journey(id="j-2", payment_id="pay-3", started_at=NOW)
+            sent.done(Step.EMAIL_SENT, NOW)
+            tx.journeys.save(sent)
+            tx.journeys.save(Journey(id="j-3", payment_id="pay-4", started_at=NOW))  # email not tried yet
+
+        await store.transaction(more)
+    finally:
+        store.close()
+
+    emails = await SqlDashboard(engine).emails(NOW - timedelta(hours=24))
+
+    assert (emails.sent, emails.failed, emails.pending) == (1, 1, 1)
+    assert emails.success_rate == 0.5

@@ -1434,3 +1434,20 @@ async def test_members_are_found_by_number_email_consent_and_tier(store: Store, 
     assert await phones(MemberQuery(tier="10")) == [OTHER_PHONE.e164]
     assert await phones(MemberQuery(tier="free", consent=Consent.SUBSCRIBED)) == [PHONE.e164]
     assert await phones(MemberQuery(email="nobody@example.org")) == []
+
+
+async def test_a_members_detail_lists_its_payments_and_their_journeys_newest_first(store: Store, views: Views) -> None:
+    def write(tx: Transaction) -> None:
+        tx.members.save(subscriber())
+        tx.payments.save(attrs.evolve(payment("pay-old"), created_at=later(-60)))
+        tx.payments.save(payment("pay-new"))
+        tx.payments.save(payment("pay-other", phone=OTHER_PHONE))
+        tx.journeys.save(Journey(id="j-new", payment_id="pay-new", started_at=NOW))
+        tx.journeys.save(Journey(id="j-other", payment_id="pay-other", started_at=NOW))
+
+    await store.transaction(write)
+
+    detail = await views.subscriber_detail(PHONE)
+    assert detail is not None
+    assert [p.id for p in detail.payments] == ["pay-new", "pay-old"]
+    assert [j.id for j in detail.journeys] == ["j-new"]

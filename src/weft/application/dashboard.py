@@ -60,3 +60,7 @@ class Dashboard(Protocol):
     async def delivery(self, since: datetime, now: datetime, hourly: bool) -> list[DeliveryBucket]:
         """Our SMS queued since `since`, per hour or per day (UTC), oldest first, empty buckets included."""
         ...
+
+    async def emails(self, since: datetime) -> DeliveryBucket:
+        """The welcome and thank-you emails of the journeys started since `since`, by where each stands."""
+        ...

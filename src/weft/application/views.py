@@ -37,6 +37,10 @@ class SubscriberDetail:
     inbound: list[InboundRecord]
     """Oldest first."""
     outbound: list[OutboxEntry]
+    payments: list[Payment] = attrs.field(factory=list)
+    """Newest first."""
+    journeys: list[Journey] = attrs.field(factory=list)
+    """Those of its payments, newest first."""
 
 
 @attrs.frozen

@@ -8,8 +8,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from weft.adapters.sql import schema as t
+from weft.adapters.sql.journeys import journey_from_row
 from weft.application.dashboard import DayCount, DeliveryBucket, MemberFigures
-from weft.application.delivery_stats import sms_outcome
+from weft.application.delivery_stats import email_outcome, sms_outcome
+from weft.domain.journey import Step
 from weft.domain.messages import DeliveryState, DeliveryStatus, MessageKind
 
 T = TypeVar("T")
@@ -27,6 +29,9 @@ class SqlDashboard:
 
     async def delivery(self, since: datetime, now: datetime, hourly: bool) -> list[DeliveryBucket]:
         return await self._read(lambda c: _delivery(c, since, now, hourly))
+
+    async def emails(self, since: datetime) -> DeliveryBucket:
+        return await self._read(lambda c: _emails(c, since))
 
     async def _read(self, query: Callable[[sa.Connection], T]) -> T:
         def run() -> T:
@@ -82,6 +87,13 @@ def _delivery(c: sa.Connection, since: datetime, now: datetime, hourly: bool) ->
         if outcome is not None and key in buckets:
             buckets[key] = buckets[key].add(outcome, int(count))
     return list(buckets.values())
+
+
+def _emails(c: sa.Connection, since: datetime) -> DeliveryBucket:
+    total = DeliveryBucket(since)
+    for row in c.execute(sa.select(t.journeys).where(t.journeys.c.started_at >= since)):
+        total = total.add(email_outcome(journey_from_row(row).steps.get(Step.EMAIL_SENT)), 1)
+    return total
 
 
 def _bucket(c: sa.Connection, at: sa.ColumnElement[Any], hourly: bool) -> sa.ColumnElement[Any]:

@@ -259,7 +259,16 @@ def _detail(c: sa.Connection, phone: PhoneNumber) -> SubscriberDetail | None:
         consent_history=[ConsentChange(Consent(r.consent), r.at, r.message_id, r.reason) for r in history],
         inbound=[InboundRecord(r.provider_id, r.text, r.received_at, r.processed_at, r.error) for r in inbound],
         outbound=list(reversed(_outbox(c, 1000, phone.e164))),
+        payments=(payments := _member_payments(c, phone)),
+        journeys=[journey_from_row(r) for r in c.execute(
+            _ordered(sa.select(t.journeys), t.journeys.c.started_at, t.journeys.c.id, None)
+            .where(t.journeys.c.payment_id.in_([p.id for p in payments])))],
     )
+
+
+def _member_payments(c: sa.Connection, phone: PhoneNumber) -> list[Payment]:
+    query = _ordered(sa.select(t.payments), t.payments.c.created_at, t.payments.c.id, None)
+    return [payment_from_row(row) for row in c.execute(query.where(t.payments.c.phone == phone.e164).limit(200))]
 
 
 def _ordered(query: sa.Select[Any], at: sa.ColumnElement[Any], key: sa.ColumnElement[Any],

@@ -26,6 +26,7 @@ from weft.application.views import Views
 from weft.config import Settings
 from weft.domain.campaign import CampaignState
 from weft.domain.care import CareMonth
+from weft.domain.errors import JourneyBusy
 from weft.entrypoints.http import charts
 from weft.entrypoints.http.admin import member_query, page_args, since_of
 from weft.entrypoints.http.admin_auth import (
@@ -144,6 +145,7 @@ async def overview(request: Request, dashboard: Dashboard = Provide["dashboard"]
     return render(request, "overview.html", {
         "figures": figures, "care": care, "month": month, "mirror": mirror, "alerts": await views.active_alerts(),
         "sms_rate": charts.overall_rate(hours), "delivery_chart": charts.delivery_svg(hours, hourly=True),
+        "email_rate": (await dashboard.emails(now - timedelta(hours=24))).success_rate,
         "joins_chart": charts.days_svg(figures.joins, figures.opt_outs),
     })
 
@@ -188,8 +190,12 @@ async def journeys(request: Request, views: Views = Provide["views"]) -> Respons
 @inject
 async def retry_journey(request: Request, retry: RetryJourney = Provide["retry_journey"]) -> Response:
     await checked_form(request)
-    retried = await retry(request.path_params["journey_id"])
-    notice = f"Retrying {', '.join(retried.steps) or 'nothing (no step had failed)'}."
+    try:
+        retried = await retry(request.path_params["journey_id"])
+    except JourneyBusy:
+        notice = "A worker is running this journey right now; try again in a moment."
+    else:
+        notice = f"Retrying {', '.join(retried.steps) or 'nothing (no step had failed)'}."
     return RedirectResponse(f"/admin/journeys?{urlencode({'notice': notice})}", status_code=303)
 
 
