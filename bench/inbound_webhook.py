@@ -138,7 +138,7 @@ def weft_serve(ports: Ports, background: str) -> list[str]:
 
 def airtable_env(ports: Ports) -> dict[str, str]:
     """The organisers' Airtable copy on, written to the loopback provider (which also answers Airtable's upsert)."""
-    return {"AIRTABLE_API_KEY": "patBench0000000001.0123456789abcdef", "AIRTABLE_BASE_ID": "appBench0000000001",
+    return {"AIRTABLE_API_KEY": "patBench0000000001.0123456789abcdef", "AIRTABLE_BASE_ID": "appBench000000001",
             "AIRTABLE_API_URL": f"http://{HOST}:{ports.provider}"}
 
 
