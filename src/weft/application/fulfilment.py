@@ -24,9 +24,7 @@ def fulfil(tx: Transaction, payment: Payment, now: datetime) -> Journey:
     subscriber = tx.members.get(payment.phone) or Subscriber.first_contact(payment.phone, now)
     payments = tx.payments.of_member(payment.phone)
     greeting = _greeting(tx, payment, payments, now)
-    subscriber.email = payment.email or subscriber.email
-    subscriber.stripe_customer_id = payment.customer_id or subscriber.stripe_customer_id
-    subscriber.apply_payment(payment, payments, now)
+    subscriber.complete_payment(payment, payments, now)
     skip_sms = _update_consent(tx, subscriber, payment, now)
     tx.members.save(subscriber)
     journey = Journey(id=journey_id, payment_id=payment.id, started_at=now, greeting=greeting)

@@ -83,7 +83,7 @@ def _apply(tx: Transaction, subscribers: list[Subscriber], payments: list[Paymen
         member = members.setdefault(payment.phone.e164, Subscriber.first_contact(payment.phone, payment.created_at))
         touched.add(payment.phone.e164)
         if payment.status in PAID_UP:
-            _become_member(member, payment, [p for p in ordered if p.phone == payment.phone])
+            member.complete_payment(payment, [p for p in ordered if p.phone == payment.phone], payment.updated_at)
             report.memberships += 1
     report.numbers = sum(1 for phone in members if phone not in existing)
     report.opted_out = sum(1 for s in created.values() if s.opted_out)
@@ -95,14 +95,6 @@ def _apply(tx: Transaction, subscribers: list[Subscriber], payments: list[Paymen
         tx.audit.add(AuditEntry("airtable.import", now, None, None, {
             "numbers": report.numbers, "payments": report.payments, "memberships": report.memberships}))
     return report
-
-
-def _become_member(member: Subscriber, payment: Payment, payments: list[Payment]) -> None:
-    """As fulfilment does for a payment that completes: the member's email and Stripe customer, and the tier their
-    payments make (a live subscription wins over a later one-time gift)."""
-    member.email = payment.email or member.email
-    member.stripe_customer_id = payment.customer_id or member.stripe_customer_id
-    member.apply_payment(payment, payments, payment.updated_at)
 
 
 def _payments(rows: list[BasePaymentRow], report: ImportReport) -> list[Payment]:

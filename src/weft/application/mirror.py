@@ -57,7 +57,8 @@ class PushToMirror:
         return BATCH * self._batches
 
     def claim(self, tx: Transaction, lease: Lease, now: datetime, limit: int) -> list[MirrorBatch]:
-        if not tx.leases.take(MIRROR_LEASE, lease.owner, now, lease.until):
+        # Read first: taking the lease is a write, and the worker looks every few seconds while nothing waits.
+        if not tx.mirror.backlog(now).waiting or not tx.leases.take(MIRROR_LEASE, lease.owner, now, lease.until):
             return []
         return batches_of(tx, tx.mirror.claim(lease, now, limit), now)
 

@@ -4,6 +4,7 @@ from html import escape
 
 from weft.application.replies import Replies
 from weft.application.sign_up_outcome import SignUpOutcome
+from weft.domain.membership import Tier
 from weft.domain.messages import OutboundEmail
 from weft.domain.payment import Payment
 
@@ -32,11 +33,7 @@ def welcome_email(payment: Payment, outcome: SignUpOutcome, sms_failed: bool, re
 
 def membership_text(payment: Payment) -> str:
     """Free, $10 monthly, $25 one-time."""
-    if payment.tier == "free":
-        return "Free"
-    cadence = "monthly" if payment.is_subscription else "one-time"
-    return f"${payment.amount_cents // 100:,} {cadence}"
-
+    return Tier.of(payment).label
 
 
 def thank_you_email(payment: Payment, subject: str, text: str) -> OutboundEmail:

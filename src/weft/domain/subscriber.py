@@ -119,6 +119,13 @@ class Subscriber:
             self._take(tier, at)
         return tier
 
+    def complete_payment(self, payment: Payment, payments: Iterable[Payment], at: datetime) -> Tier:
+        """A payment went through: its email and customer become the member's, and the tier follows the rule of
+        apply_payment."""
+        self.email = payment.email or self.email
+        self.stripe_customer_id = payment.customer_id or self.stripe_customer_id
+        return self.apply_payment(payment, payments, at)
+
     def join(self, at: datetime, message_id: str | None, word: str) -> bool:
         """A join word subscribes the number; True when a join link is due (not when one went out in the last
         ten minutes, unless this text brought the number back)."""

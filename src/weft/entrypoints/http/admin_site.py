@@ -28,6 +28,7 @@ from weft.config import Settings
 from weft.domain.campaign import CampaignState
 from weft.domain.care import CareMonth
 from weft.domain.errors import JourneyBusy
+from weft.domain.membership import dollars
 from weft.entrypoints.http import charts
 from weft.entrypoints.http.admin import member_query, page_args, since_of
 from weft.entrypoints.http.admin_auth import (
@@ -37,7 +38,7 @@ from weft.entrypoints.http.admin_auth import (
     cookie_is_secure,
     session_of,
 )
-from weft.entrypoints.http.pages import TEMPLATES_DIR, format_dollars
+from weft.entrypoints.http.pages import TEMPLATES_DIR
 
 PAGE = functools.partial(requires, "admin", redirect="admin-sign-in")
 
@@ -63,7 +64,7 @@ def site_routes() -> list[BaseRoute]:
 @functools.cache
 def templates() -> Jinja2Templates:
     found = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_shared])
-    found.env.filters["dollars"] = format_dollars
+    found.env.filters["dollars"] = dollars
     found.env.filters["when"] = lambda at: at.strftime("%Y-%m-%d %H:%M") if at else "–"
     return found
 

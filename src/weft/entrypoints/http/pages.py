@@ -15,6 +15,7 @@ from weft.adapters.test_mode_payments import TestModePaymentGateway, TestSession
 from weft.application.replies import Replies
 from weft.config import Settings
 from weft.domain.errors import PaymentProviderError
+from weft.domain.membership import dollars
 from weft.domain.tiers import FIXED_TIERS, AmountBounds, bounds_message
 
 HERE = Path(__file__).parent
@@ -103,7 +104,7 @@ async def test_checkout(
     return no_store(templates().TemplateResponse(request, "test_checkout.html", {
         "session_id": request.path_params["session_id"],
         "product_name": session.request.product_name,
-        "amount": format_dollars(session.request.amount_cents),
+        "amount": dollars(session.request.amount_cents),
         "monthly": session.request.monthly,
         "status": session.state.status,
         "cancel_url": session.request.cancel_url,
@@ -121,10 +122,3 @@ async def _test_session(settings: Settings, gateway: object, session_id: str) ->
 
 def not_found(request: Request, message: str) -> Response:
     return templates().TemplateResponse(request, "not_found.html", {"message": message}, status_code=404)
-
-
-def format_dollars(cents: int) -> str:
-    """$10, $1,000 or $12.50: whole amounts without cents."""
-    if cents % 100 == 0:
-        return f"${cents // 100:,}"
-    return f"${cents / 100:,.2f}"
