@@ -11,11 +11,13 @@ from collections.abc import Iterator
 import attrs
 import httpx
 import pytest
+from starlette.routing import BaseRoute, Mount, Route
 
 from tests.integration.conftest import ADMIN_TOKEN, RunningApp, fast_container, start_app
 from tests.integration.test_bird_webhook import PHONE, applied, text_in
 from weft.config import Settings
 from weft.domain.alerts import Alert, AlertKind
+from weft.entrypoints.http.admin_auth import AdminArea
 
 OTHER_TOKEN = "a-second-admin-token"
 
@@ -87,6 +89,44 @@ def test_an_anonymous_visit_is_sent_to_sign_in_and_the_api_answers_401(site: Run
     form = site.client.get(page.headers["location"])
     assert 'name="next" value="/admin/members"' in form.text
     assert site.client.get("/api/admin/subscribers").status_code == 401
+
+
+def test_every_admin_route_sits_in_the_one_mount_and_none_answers_without_a_sign_in(site: RunningApp) -> None:
+    app = site.server.config.app
+    areas = [route for route in app.routes if isinstance(route, AdminArea)]
+    assert len(areas) == 1
+    assert set(areas[0].prefixes) == {"/admin", "/api/admin", "/api/bird", "/metrics"}
+    outside = [path for route in app.routes if (path := getattr(route, "path", ""))]
+    assert not [path for path in outside if areas[0].owns(path)]  # no admin path is routed around the mount
+
+    paths = _admin_paths(areas[0].routes)
+    assert len(paths) > 25
+    for path, methods in paths:
+        for method in methods - {"HEAD"}:
+            wrong = site.client.request(method, path, headers={"Authorization": "Bearer wrong"})
+            assert wrong.status_code == 401, (method, path)
+            if path in ("/admin/sign-in", "/admin/sign-out"):
+                continue  # the two anonymous routes: signing in and out are tested above and below
+            answer = site.client.request(method, path)
+            assert answer.status_code == 401 or (
+                answer.status_code == 303 and "/admin/sign-in" in answer.headers["location"]), (method, path)
+
+
+def test_a_wrong_bearer_token_outside_the_admin_is_no_concern_of_the_admin_middleware(site: RunningApp) -> None:
+    assert site.client.get("/healthz", headers={"Authorization": "Bearer wrong"}).status_code == 200
+    assert site.client.get("/administrator", headers={"Authorization": "Bearer wrong"}).status_code == 404
+
+
+def _admin_paths(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, set[str]]]:
+    """Every admin route's path (its parameters filled in) and methods."""
+    found: list[tuple[str, set[str]]] = []
+    for route in routes:
+        if isinstance(route, Mount):
+            found += _admin_paths(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            path = re.sub(r"{[^}]+}", "x", prefix + route.path)
+            found.append((path, set(route.methods or ())))
+    return found
 
 
 def test_a_wrong_token_is_refused_and_the_sixth_try_in_a_minute_is_slowed_down(site: RunningApp) -> None:

@@ -1,6 +1,6 @@
 """Who may use the admin routes: a bearer token (`WEFT_ADMIN_TOKEN`, several comma-separated so one can be rotated)
-or a signed session cookie the sign-in form sets. One AuthenticationMiddleware, on every admin mount, decides;
-the routes only say `requires("admin")`."""
+or a signed session cookie the sign-in form sets. Every admin route sits in one mount, the AdminArea, whose one
+AuthenticationMiddleware decides; the routes only say `requires("admin")`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
+from starlette._utils import get_route_path
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import Scope
 
 from weft.config import Settings
 
@@ -126,10 +129,29 @@ class AdminAuthBackend(AuthenticationBackend):
         return AuthCredentials(["admin", "session"]), SimpleUser("session")
 
 
-def admin_middleware(settings: Settings, sessions: AdminSessions) -> list[Middleware]:
-    """The one authentication middleware of every admin mount."""
+class AdminArea(Mount):
+    """The one mount of every admin route, behind one authentication middleware. The admin routes live under
+    several prefixes (`/admin`, `/api/admin`, `/api/bird`, `/metrics`) that integrations already call, so this
+    mount owns those prefixes rather than one: it matches a path under any of them and hands it, whole, to a
+    router of its routes. Every other path passes it by, never seeing the middleware."""
+
+    def __init__(self, routes: Sequence[BaseRoute], middleware: Sequence[Middleware]) -> None:
+        super().__init__("", routes=routes, middleware=middleware)
+        self.prefixes = tuple(path for route in routes if (path := getattr(route, "path", "")))
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] not in ("http", "websocket") or not self.owns(get_route_path(scope)):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+    def owns(self, path: str) -> bool:
+        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.prefixes)
+
+
+def admin_area(settings: Settings, sessions: AdminSessions, routes: Sequence[BaseRoute]) -> AdminArea:
+    """The admin routes, in one mount with the one authentication middleware that admits them."""
     backend = AdminAuthBackend(sessions, bool(settings.admin_tokens))
-    return [Middleware(AuthenticationMiddleware, backend=backend, on_error=_refused)]
+    return AdminArea(routes, [Middleware(AuthenticationMiddleware, backend=backend, on_error=_refused)])
 
 
 def session_of(request: Request) -> AdminSession | None:

@@ -38,7 +38,7 @@ from weft.entrypoints.http import (
     pages,
     twilio_webhook,
 )
-from weft.entrypoints.http.admin_auth import admin_middleware
+from weft.entrypoints.http.admin_auth import admin_area
 from weft.entrypoints.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -196,10 +196,10 @@ def other_routes() -> list[BaseRoute]:
 
 
 def admin_routes(container: Container) -> list[BaseRoute]:
-    """Everything an organiser may do, under mounts that share one authentication middleware (bearer token or
-    session cookie; see admin_auth): the admin site, its JSON API, and the two admin routes the seed system
-    put under /api/bird/, kept where integrations already call them."""
-    guard = admin_middleware(container.settings(), container.admin_sessions())
+    """Everything an organiser may do, in one mount with one authentication middleware (bearer token or session
+    cookie; see admin_auth): the admin site, its JSON API, the two admin routes the seed system put under
+    /api/bird/ (kept where integrations already call them) and /metrics, which leaves the mount, and the token,
+    only with WEFT_METRICS_PUBLIC=true."""
     api = [
         Route("/payments", admin.list_payments, methods=["GET"]),
         Route("/payment-events", admin.list_payment_events, methods=["GET"]),
@@ -218,10 +218,14 @@ def admin_routes(container: Container) -> list[BaseRoute]:
         Route("/sync-automation", admin.sync_bird, methods=["GET", "POST"]),
         Route("/send-monthly-messages", campaigns.send_monthly_messages, methods=["GET", "POST"]),
     ]
-    scrape = (Route("/metrics", metrics.scrape_metrics, methods=["GET"]) if container.settings().metrics_public
-              else Route("/metrics", metrics.scrape_for_admin, methods=["GET"], middleware=guard))
-    return [Mount("/api/admin", routes=api, middleware=guard), Mount("/api/bird", routes=seed, middleware=guard),
-            Mount("/admin", routes=admin_site.site_routes(), middleware=guard), scrape]
+    guarded: list[BaseRoute] = [Mount("/admin", routes=admin_site.site_routes()), Mount("/api/admin", routes=api),
+                                Mount("/api/bird", routes=seed)]
+    public: list[BaseRoute] = []
+    if container.settings().metrics_public:
+        public.append(Route("/metrics", metrics.scrape_metrics, methods=["GET"]))
+    else:
+        guarded.append(Route("/metrics", metrics.scrape_for_admin, methods=["GET"]))
+    return [*public, admin_area(container.settings(), container.admin_sessions(), guarded)]
 
 
 async def healthz(request: Request) -> Response:
