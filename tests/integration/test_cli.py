@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.loopback import LoopbackBird
 from tests.integration.test_email_adapters import free_port
@@ -56,11 +57,13 @@ def test_an_invalid_sender_is_refused_clearly(tmp_path: Path) -> None:
     assert "not a valid number" in result.stderr
 
 
-def test_serve_answers_webhooks_and_its_worker_process_delivers_the_reply(tmp_path: Path) -> None:
+def test_serve_answers_webhooks_its_worker_process_delivers_the_reply_and_metrics_count_both(tmp_path: Path) -> None:
     bird = LoopbackBird().start()
     port = free_port()
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     env = {"WEFT_SMS_PROVIDER": "bird", "BIRD_API_KEY": "k", "BIRD_WORKSPACE_ID": "w", "BIRD_CHANNEL_ID": "c",
-           "BIRD_API_URL": bird.url}
+           "BIRD_API_URL": bird.url, "WEFT_ADMIN_TOKEN": "metrics-token", "TMPDIR": str(temporary)}
     server = subprocess.Popen([sys.executable, "-m", "weft.entrypoints.cli", "serve", "--port", str(port),
                                "--background", "process"],
                               cwd=tmp_path, env=_environment(env), stdout=subprocess.DEVNULL,
@@ -78,11 +81,32 @@ def test_serve_answers_webhooks_and_its_worker_process_delivers_the_reply(tmp_pa
         httpx.post(f"http://127.0.0.1:{port}/bird-sms-webhook", content=love,
                    headers={"content-type": "application/json"})
         _wait(lambda: len(bird.sent()) == 2)
+
+        # The web process applied the STOP; its worker sent the confirmation and died; the restarted worker
+        # applied LOVE and sent the link. The web process's /metrics counts all of it.
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics",
+                            headers={"Authorization": "Bearer metrics-token"}).text
+        assert _samples(scraped, "weft_inbound_texts_total") == {"opt_out": 1.0, "join": 1.0}
+        assert _samples(scraped, "weft_outbound_texts_total") == {"opt_out_confirmation/sent": 1.0,
+                                                                 "join_link/sent": 1.0}
+        assert _samples(scraped, "weft_sms_send_seconds_count") == {"": 2.0}
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        code = server.wait(timeout=40)
         bird.stop()
     _wait(lambda: not _worker_running(tmp_path))
+    assert code == 0  # a SIGTERM is a clean stop
+    assert list(temporary.iterdir()) == []  # the counts' directory went with the service
+
+
+def _samples(exposition: str, name: str) -> dict[str, float]:
+    """The non-zero samples called `name`, by their label values joined with '/'."""
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and sample.value:
+                found["/".join(sample.labels.values())] = sample.value
+    return found
 
 
 def _environment(extra: dict[str, str]) -> dict[str, str]:

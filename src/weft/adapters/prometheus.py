@@ -1,14 +1,22 @@
 """Weft's Prometheus metrics (prometheus-client): the counters and histograms the process updates as it works,
-and the gauges read from the database when /metrics is scraped."""
+and the gauges read from the database when /metrics is scraped.
+
+When `weft serve` runs the background work in a `weft worker` child, both processes keep their counters in files
+in one directory (prometheus-client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`), so the web process's
+/metrics counts the sends and inbound texts its worker handled too, across worker restarts."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from weft.application.ports import SmsSender
 from weft.application.views import CampaignSummary
@@ -19,14 +27,50 @@ from weft.domain.messages import DeliveryStatus, Lane, LookupResult, MessageKind
 WEBHOOK_PATHS = ("/bird-sms-webhook", "/twilio-sms-webhook", "/twilio-status", "/api/stripe/webhook")
 SEND_STATES = ("sent", "failed", "retry", "throttled", "error")
 """The provider took it; refused it for good; a transient fault (retried); asked us to slow down; the sender raised."""
+SHARED_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's own variable: where every process that shares it keeps its counts."""
+
+
+@contextlib.contextmanager
+def counted_with_children() -> Iterator[str]:
+    """Count this process's metrics, and those of the child processes it starts meanwhile (they inherit the
+    variable), in one directory: PROMETHEUS_MULTIPROC_DIR when it is set, else a new temporary one, removed after.
+    Enter it before the first Metrics is made."""
+    configured = os.environ.get(SHARED_DIRECTORY)
+    if configured:
+        os.makedirs(configured, exist_ok=True)
+        _count_in(configured)
+        yield configured
+        return
+    with tempfile.TemporaryDirectory(prefix="weft-metrics-") as directory:
+        _count_in(directory)
+        try:
+            yield directory
+        finally:
+            os.environ.pop(SHARED_DIRECTORY, None)
+
+
+def _count_in(directory: str) -> None:
+    os.environ[SHARED_DIRECTORY] = directory
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        # prometheus-client picks its value class when imported, from this variable; set after the import, the
+        # choice is made again here (once: a second file-backed class would open the same files twice).
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
     """The process's own metrics, on a registry of their own (one per container, so tests and several apps in one
-    process never add to each other's counts). Label values are bounded: enums and fixed paths only."""
+    process never add to each other's counts). Label values are bounded: enums and fixed paths only. With
+    PROMETHEUS_MULTIPROC_DIR set (see counted_with_children), they are exposed summed over every process that
+    counts in that directory."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._exposed = self.registry
+        if shared := os.environ.get(SHARED_DIRECTORY):
+            _count_in(shared)
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, path=shared)  # type: ignore[no-untyped-call]
         self.inbound = Counter("weft_inbound_texts", "Inbound texts applied, by the keyword they matched (none: no "
                                "keyword)", ["keyword"], registry=self.registry)
         self.outbound = Counter("weft_outbound_texts", "Texts handed to the SMS provider, by message kind and what "
@@ -50,8 +94,8 @@ class Metrics:
         self.send_seconds.observe(seconds)
 
     def render(self, gauges: Gauges) -> bytes:
-        """The text exposition: this process's counters and histograms, then the gauges read for this scrape."""
-        return generate_latest(self.registry) + generate_latest(gauges)
+        """The text exposition: the counters and histograms, then the gauges read for this scrape."""
+        return generate_latest(self._exposed) + generate_latest(gauges)
 
 
 class MeasuredSmsSender:

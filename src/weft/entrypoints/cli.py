@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from dependency_injector import providers
 
+from weft.adapters.prometheus import counted_with_children
 from weft.application.paging import Position
 from weft.application.phone_numbers import normalise_phone
 from weft.bootstrap import bootstrap, configure_logging, listen_url
@@ -83,17 +85,28 @@ def _serve(container: Container, args: argparse.Namespace) -> int:
     from weft.entrypoints.http.app import create_app
 
     inline = args.background == "inline" or (args.background is None and _inline_by_default(container.settings()))
-    child = None if inline else WorkerProcess([sys.executable, "-m", "weft.entrypoints.cli", "worker",
-                                                "--exit-with-parent"])
-    try:
-        app = create_app(container, background=inline)
-        freeze_startup_objects()
-        # log_config=None: uvicorn logs through our handlers, so its access log is masked too.
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None)
-    finally:
-        if child is not None:
-            child.stop()
+    with contextlib.ExitStack() as stack:
+        child = None
+        if not inline:
+            stack.enter_context(counted_with_children())  # /metrics counts the worker's sends too
+            child = WorkerProcess([sys.executable, "-m", "weft.entrypoints.cli", "worker", "--exit-with-parent"])
+        try:
+            app = create_app(container, background=inline)
+            freeze_startup_objects()
+            # uvicorn shuts down on SIGTERM or SIGINT, then raises the signal again: exiting here, cleanly, lets
+            # the worker be stopped and the counts' directory removed rather than dying on the signal.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, _exit_cleanly)
+            # log_config=None: uvicorn logs through our handlers, so its access log is masked too.
+            uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+        finally:
+            if child is not None:
+                child.stop()
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def freeze_startup_objects() -> None:
@@ -162,7 +175,7 @@ async def _run_until_stopped(container: Container, exit_with_parent: bool) -> No
 
 
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
-    # uvicorn re-raises SIGTERM after its shutdown, so `weft serve` may die without reaching its cleanup.
+    # `weft serve` may be killed (SIGKILL, the OOM killer) without reaching its cleanup.
     while os.getppid() == parent:
         await asyncio.sleep(1)
     log.info("parent process %d is gone; stopping", parent)

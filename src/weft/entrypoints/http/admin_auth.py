@@ -20,7 +20,6 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import Scope
 
@@ -140,12 +139,18 @@ class AdminArea(Mount):
         self.prefixes = tuple(path for route in routes if (path := getattr(route, "path", "")))
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] not in ("http", "websocket") or not self.owns(get_route_path(scope)):
+        if scope["type"] not in ("http", "websocket") or not self.owns(_route_path(scope)):
             return Match.NONE, {}
         return super().matches(scope)
 
     def owns(self, path: str) -> bool:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.prefixes)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the app's root path, as Starlette's own routes match it."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def admin_area(settings: Settings, sessions: AdminSessions, routes: Sequence[BaseRoute]) -> AdminArea:
