@@ -114,6 +114,7 @@ def pages(members: int) -> list[tuple[str, str]]:
         ("audit log", "/admin/audit"),
         ("API members", "/api/admin/subscribers?limit=100"),
         ("API messages", "/api/admin/messages?limit=100"),
+        ("API failed messages", "/api/admin/messages?failed=1&limit=100"),
     ]
 
 

@@ -851,8 +851,10 @@ class InMemoryViews:
                                     200).items,
         )
 
-    async def outbox(self, after: Position | None = None, limit: int = 200) -> Page[OutboxEntry]:
-        return in_memory_page(self._state.outbox.values(), outbox_position, True, after, limit)
+    async def outbox(self, failed_only: bool = False, after: Position | None = None,
+                     limit: int = 200) -> Page[OutboxEntry]:
+        entries = [e for e in self._state.outbox.values() if e.failed or not failed_only]
+        return in_memory_page(entries, outbox_position, True, after, limit)
 
     async def delivery_outcomes(self, since: datetime) -> list[Outcome]:
         found = [Outcome("sms", e.created_at, outcome) for e in self._state.outbox.values()

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import attrs
 import httpx
@@ -15,8 +16,11 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from tests.integration.conftest import ADMIN_TOKEN, RunningApp, fast_container, start_app
 from tests.integration.test_bird_webhook import PHONE, applied, text_in
+from weft.application.unit_of_work import Lease, Transaction
 from weft.config import Settings
 from weft.domain.alerts import Alert, AlertKind
+from weft.domain.messages import DeliveryStatus, Lane, MessageKind, OutboundSms
+from weft.domain.phone import PhoneNumber
 from weft.entrypoints.http.admin_auth import AdminArea
 
 OTHER_TOKEN = "a-second-admin-token"
@@ -249,3 +253,33 @@ def test_the_overview_shows_an_active_alert_and_a_members_payments(site: Running
 
     assert 'data-alert="delivery_rate"' in overview and "Only 40% of texts went through" in overview
     assert 'data-payment-status="completed"' in detail and "Journeys" in detail
+
+
+def test_a_failure_behind_many_newer_texts_is_still_among_the_latest_failures(site: RunningApp) -> None:
+    now = site.container.clock().now()
+    later = now + timedelta(days=1)  # due then: the app's own worker leaves these texts alone
+
+    def queue(tx: Transaction) -> None:
+        tx.outbox.enqueue_once(OutboundSms("refused-1", PhoneNumber("+14155550199"), "Hello", MessageKind.CARE),
+                               later, now - timedelta(hours=2))
+        tx.outbox.enqueue_many([(OutboundSms(f"newer-{i}", PhoneNumber("+14155550198"), "Hi", MessageKind.CARE),
+                                 later) for i in range(250)], now - timedelta(hours=1))
+
+    def refuse(tx: Transaction) -> None:
+        claimed = tx.outbox.claim(Lane.BROADCAST, Lease("test", later + timedelta(minutes=1)), later, 1)
+        assert [e.message.id for e in claimed] == ["refused-1"]
+        tx.outbox.record([attrs.evolve(claimed[0], status=DeliveryStatus.FAILED, attempts=1,
+                                       error="21614: not a mobile number")])
+
+    store = site.container.store()
+    asyncio.run(store.transaction(queue))
+    asyncio.run(store.transaction(refuse))
+
+    with signed_in(site) as browser:
+        page = browser.get("/admin/delivery").text
+        failed = browser.get("/api/admin/messages?failed=1").json()
+        unclear = browser.get("/api/admin/messages?failed=maybe")
+
+    assert "21614: not a mobile number" in page and "+*******0199" in page
+    assert [m["id"] for m in failed["messages"]] == ["refused-1"] and failed["next"] is None
+    assert unclear.status_code == 400 and unclear.json() == {"error": "failed must be true or false"}

@@ -1382,6 +1382,30 @@ async def test_the_admin_lists_come_newest_first_and_by_id_among_equals(store: S
     assert [j.id for j in (await views.journeys(limit=1)).items] == ["c"]
 
 
+async def test_the_failed_texts_are_those_that_never_reached_the_phone_newest_first(
+    store: Store, views: Views,
+) -> None:
+    await with_status(store, "refused", DeliveryStatus.FAILED, error="21211")
+    await with_status(store, "expired", DeliveryStatus.EXPIRED)
+    await with_status(store, "undelivered", DeliveryStatus.SENT, provider_id="p-1")
+    await with_status(store, "delivered", DeliveryStatus.SENT, provider_id="p-2")
+    await with_status(store, "suppressed", DeliveryStatus.SUPPRESSED)
+    await enqueue(store, sms("waiting"))
+    receipts = [DeliveryReceipt("p-1", DeliveryState.UNDELIVERED, later(1), error_code="30003"),
+                DeliveryReceipt("p-2", DeliveryState.DELIVERED, later(1))]
+    await store.transaction(lambda tx: tx.outbox.apply_receipts(receipts, later(2)))
+
+    failed = (await views.outbox(failed_only=True)).items
+    every = (await views.outbox()).items
+
+    assert sorted(e.message.id for e in failed) == ["expired", "refused", "undelivered"]
+    assert [e.message.id for e in failed] == [e.message.id for e in every if e.failed]  # the same order
+    assert len(every) == 6
+    pages = await _walk(lambda after: views.outbox(failed_only=True, after=after, limit=2))
+    assert [[e.message.id for e in page] for page in pages] == [[e.message.id for e in failed[:2]],
+                                                                [failed[2].message.id]]
+
+
 async def _walk(read: Callable[[Position | None], Any]) -> list[list[str]]:
     """Every page of a list, following its cursors, as lists of keys."""
     pages, after = [], None

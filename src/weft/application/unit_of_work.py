@@ -59,6 +59,13 @@ class OutboxEntry:
     delivery_at: datetime | None = None
     """When the provider says the reported state was reached (or when its receipt arrived)."""
 
+    @property
+    def failed(self) -> bool:
+        """It never reached the phone: refused or given up on, or reported failed by the carrier (the SQL store's
+        ix_outbox_failed holds exactly these)."""
+        return self.status in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED) or bool(
+            self.delivery_state and self.delivery_state.failed)
+
 
 @attrs.frozen
 class Cancellation:

@@ -150,8 +150,9 @@ class Views(Protocol):
         stands now."""
         ...
 
-    async def outbox(self, after: Position | None = None, limit: int = 200) -> Page[OutboxEntry]:
-        """Outbox entries, newest first."""
+    async def outbox(self, failed_only: bool = False, after: Position | None = None,
+                     limit: int = 200) -> Page[OutboxEntry]:
+        """Outbox entries, newest first, or only those that never reached the phone (OutboxEntry.failed)."""
         ...
 
     async def payments(self, after: Position | None = None, limit: int = 200) -> Page[Payment]:

@@ -27,6 +27,8 @@ CLAIMED = sa.text("claimed_by IS NOT NULL")
 """Partial-index condition: only rows a worker holds, so renewing a worker's leases never scans a whole table."""
 PENDING = sa.text("processed_at IS NULL")
 """Partial-index condition: only inbound texts not yet applied, so the inbound worker's look-up stays small."""
+FAILED = sa.text("status IN ('failed', 'expired') OR delivery_state IN ('undelivered', 'failed')")
+"""Partial-index condition: only texts that never reached the phone (OutboxEntry.failed), for the latest failures."""
 
 subscribers = sa.Table(
     "subscribers",
@@ -109,6 +111,7 @@ outbox = sa.Table(
     sa.Index("ix_outbox_ready", "status", "lane", "next_attempt_at"),
     sa.Index("ix_outbox_claimed", "claimed_by", sqlite_where=CLAIMED, postgresql_where=CLAIMED),
     sa.Index("ix_outbox_campaign", "campaign_id", "status", "sent_at"),
+    sa.Index("ix_outbox_failed", "created_at", "id", sqlite_where=FAILED, postgresql_where=FAILED),
 )
 
 payments = sa.Table(

@@ -68,8 +68,10 @@ class SqlViews:
     async def delivery_outcomes(self, since: datetime) -> list[Outcome]:
         return await self._read(lambda c: _delivery_outcomes(c, since))
 
-    async def outbox(self, after: Position | None = None, limit: int = 200) -> Page[OutboxEntry]:
-        return await self._read(lambda c: page_of(_outbox(c, limit + 1, after=after), limit, outbox_position))
+    async def outbox(self, failed_only: bool = False, after: Position | None = None,
+                     limit: int = 200) -> Page[OutboxEntry]:
+        return await self._read(lambda c: page_of(_outbox(c, limit + 1, after=after, failed_only=failed_only),
+                                                  limit, outbox_position))
 
     async def payments(self, after: Position | None = None, limit: int = 200) -> Page[Payment]:
         return await self._read(lambda c: page_of(_payments(c, limit + 1, after=after), limit, payment_position))
@@ -227,11 +229,13 @@ def _delivery_outcomes(c: sa.Connection, since: datetime) -> list[Outcome]:
     return found
 
 
-def _outbox(c: sa.Connection, limit: int, phone: str | None = None,
-            after: Position | None = None) -> list[OutboxEntry]:
+def _outbox(c: sa.Connection, limit: int, phone: str | None = None, after: Position | None = None,
+            failed_only: bool = False) -> list[OutboxEntry]:
     query = _ordered(sa.select(t.outbox), t.outbox.c.created_at, t.outbox.c.id, after).limit(limit)
     if phone is not None:
         query = query.where(t.outbox.c.phone == phone)
+    if failed_only:
+        query = query.where(t.FAILED)  # the partial index's own condition, so the planner uses ix_outbox_failed
     return [entry_from_row(row) for row in c.execute(query)]
 
 

@@ -58,7 +58,7 @@ async def show_subscriber(
 async def list_messages(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    page = await views.outbox(*page_args(request))
+    page = await views.outbox(failed_only(request), *page_args(request))
     return JSONResponse({"messages": [outbox_json(e) for e in page.items], "next": page.next})
 
 
@@ -167,8 +167,7 @@ async def list_payment_events(
 async def list_journeys(
     request: Request, views: Views = Provide["views"], settings: Settings = Provide["settings"]
 ) -> JSONResponse:
-    failed_only = request.query_params.get("failed", "").lower() in ("1", "true", "yes")
-    page = await views.journeys(failed_only, *page_args(request))
+    page = await views.journeys(failed_only(request), *page_args(request))
     return JSONResponse({"journeys": [journey_json(j) for j in page.items], "next": page.next})
 
 
@@ -194,6 +193,14 @@ async def retry_journey(
 def page_args(request: Request, default_limit: int = 50) -> tuple[Position | None, int]:
     """`after` (a cursor from the previous page's `next`) and `limit` (1 to 500) of a list request."""
     return after_of(request.query_params.get("after")), limit_of(request.query_params.get("limit"), default_limit)
+
+
+def failed_only(request: Request) -> bool:
+    """`failed`: `1`, `true` or `yes` lists only what failed; `0`, `false`, `no` or nothing lists everything."""
+    value = request.query_params.get("failed", "").strip().lower()
+    if value not in ("1", "true", "yes", "0", "false", "no", ""):
+        raise HTTPException(400, "failed must be true or false")
+    return value in ("1", "true", "yes")
 
 
 def member_query(request: Request, settings: Settings) -> MemberQuery:

@@ -41,6 +41,8 @@ from weft.entrypoints.http.admin_auth import (
 from weft.entrypoints.http.pages import TEMPLATES_DIR
 
 PAGE = functools.partial(requires, "admin", redirect="admin-sign-in")
+LATEST_FAILURES = 20
+"""The delivery page's latest failures: texts that never reached the phone, newest first."""
 
 
 def site_routes() -> list[BaseRoute]:
@@ -242,14 +244,13 @@ async def send_campaign(request: Request, start: StartMonthlyCare = Provide["sta
 async def delivery(request: Request, dashboard: Dashboard = Provide["dashboard"], views: Views = Provide["views"],
                    clock: Clock = Provide["clock"]) -> Response:
     now = clock.now()
-    hours, days, newest = await asyncio.gather(
+    hours, days, failures = await asyncio.gather(
         dashboard.delivery(now - timedelta(hours=23), now, hourly=True),
-        dashboard.delivery(now - timedelta(days=29), now, hourly=False), views.outbox(limit=200))
-    recent = [e for e in newest.items
-              if e.status.value in ("failed", "expired") or (e.delivery_state and e.delivery_state.failed)][:20]
+        dashboard.delivery(now - timedelta(days=29), now, hourly=False),
+        views.outbox(failed_only=True, limit=LATEST_FAILURES))
     return render(request, "delivery.html", {
         "hourly": charts.delivery_svg(hours, hourly=True), "daily": charts.delivery_svg(days, hourly=False),
-        "hours": hours, "days": days, "failures": recent,
+        "hours": hours, "days": days, "failures": failures.items,
     })
 
 
